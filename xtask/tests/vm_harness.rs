@@ -6,7 +6,10 @@ mod vm_tier {
     use std::process::Command;
 
     fn ip(args: &[&str]) -> String {
-        let output = Command::new("ip").args(args).output().expect("failed to run ip");
+        let output = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("failed to run ip");
         assert!(
             output.status.success(),
             "ip {args:?} failed: {}",
@@ -37,9 +40,13 @@ mod vm_tier {
     fn sctp_socket_binds_and_listens() {
         // SAFETY: socket takes no pointers; the result is checked before use.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP) };
-        assert!(fd >= 0, "SCTP socket failed: {}", std::io::Error::last_os_error());
+        assert!(
+            fd >= 0,
+            "SCTP socket failed: {}",
+            std::io::Error::last_os_error()
+        );
         let address = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_family: libc::sa_family_t::try_from(libc::AF_INET).unwrap(),
             sin_port: 0,
             sin_addr: libc::in_addr {
                 s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
@@ -51,7 +58,7 @@ mod vm_tier {
             libc::bind(
                 fd,
                 (&address as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_in>()).unwrap(),
             )
         };
         assert_eq!(bound, 0, "bind failed: {}", std::io::Error::last_os_error());
@@ -66,8 +73,23 @@ mod vm_tier {
     fn vlan_link_is_created_in_namespace() {
         let namespace = Namespace::new("vlan");
         let ns = namespace.0.as_str();
-        ip(&["-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1"]);
-        ip(&["-n", ns, "link", "add", "link", "veth0", "name", "veth0.100", "type", "vlan", "id", "100"]);
+        ip(&[
+            "-n", ns, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+        ]);
+        ip(&[
+            "-n",
+            ns,
+            "link",
+            "add",
+            "link",
+            "veth0",
+            "name",
+            "veth0.100",
+            "type",
+            "vlan",
+            "id",
+            "100",
+        ]);
         let details = ip(&["-n", ns, "-d", "link", "show", "veth0.100"]);
         assert!(details.contains("vlan protocol 802.1Q id 100"), "{details}");
     }
@@ -81,7 +103,9 @@ mod vm_tier {
                 return path;
             }
         }
-        panic!("no PCI device bound to igb with sriov_totalvfs; the guest should have QEMU's igb NIC");
+        panic!(
+            "no PCI device bound to igb with sriov_totalvfs; the guest should have QEMU's igb NIC"
+        );
     }
 
     fn read(path: &Path) -> String {
@@ -100,9 +124,16 @@ mod vm_tier {
         let created = (0..2).all(|index| pf.join(format!("virtfn{index}")).exists());
         let numvfs = read(&pf.join("sriov_numvfs"));
         std::fs::write(pf.join("sriov_numvfs"), "0").expect("resetting sriov_numvfs failed");
-        assert!(created, "virtfn0 and virtfn1 should exist under {}", pf.display());
+        assert!(
+            created,
+            "virtfn0 and virtfn1 should exist under {}",
+            pf.display()
+        );
         assert_eq!(numvfs, "2");
-        assert!(!pf.join("virtfn0").exists(), "VFs should be gone after writing 0");
+        assert!(
+            !pf.join("virtfn0").exists(),
+            "VFs should be gone after writing 0"
+        );
     }
 
     #[test]
@@ -143,7 +174,13 @@ mod vm_tier {
         write_u64(0x2000, 0x3000 | 0x3);
         write_u64(0x3000, 0x83);
         // SAFETY: CODE plus the code length lies inside the mapping, which nothing else uses.
-        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), memory.add(CODE as usize), code.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                code.as_ptr(),
+                memory.add(usize::try_from(CODE).unwrap()),
+                code.len(),
+            )
+        };
 
         let region = kvm_bindings::kvm_userspace_memory_region {
             slot: 0,
@@ -197,7 +234,10 @@ mod vm_tier {
         vcpu.set_regs(&regs).expect("KVM_SET_REGS failed");
 
         let exit = vcpu.run().expect("KVM_RUN failed");
-        assert!(matches!(exit, VcpuExit::Hlt), "expected a hlt exit, got {exit:?}");
+        assert!(
+            matches!(exit, VcpuExit::Hlt),
+            "expected a hlt exit, got {exit:?}"
+        );
         let regs = vcpu.get_regs().expect("KVM_GET_REGS failed");
         assert_eq!(regs.rax, 0x1122334455667788u64.wrapping_mul(2));
         assert_eq!(regs.rip, CODE + code.len() as u64);
