@@ -30,7 +30,7 @@ const VM_BENCHES: &[&str] = &["bench-sctp", "bench-sriov", "bench-vmm"];
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchOptions {
-    /// Where to write the table.
+    /// Output file of the table.
     #[arg(long, default_value = "BENCHMARKS.md")]
     output: PathBuf,
     /// Skip the comparisons that run in the VM.

@@ -140,7 +140,7 @@ fn unit_tier(
     Ok(counts)
 }
 
-/// A test that is ignored but belongs to no tier would never run: count each as a failure.
+/// Counts each ignored test outside the tier modules as a failure, because it would never run.
 fn check_ignored_outside_tiers(binary: &TestBinary) -> Result<Counts> {
     let stray: Vec<String> = cargo::list_ignored_tests(binary)?
         .into_iter()

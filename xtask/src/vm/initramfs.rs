@@ -23,7 +23,7 @@ pub const GUEST_TOOLS: &[(&str, &str)] = &[
     ("lsmod", "kmod"),
 ];
 
-/// What goes into one initramfs.
+/// Contents of one initramfs.
 #[derive(Debug)]
 pub struct Contents<'a> {
     pub kernel: &'a Kernel,

@@ -18,8 +18,8 @@ pub struct Kernel {
 
 /// Modules the guest loads at boot, by module name (dependencies follow from `modules.dep`).
 ///
-/// `crc32c_generic` comes first because `libcrc32c`, which sctp needs, asks the crypto API for
-/// crc32c when it loads and fails without a provider.
+/// `crc32c_generic` comes first because `libcrc32c`, which sctp needs, requests crc32c from the
+/// crypto API when it loads and fails without a provider.
 pub const GUEST_MODULES: &[&str] = &[
     "crc32c_generic",
     "crc32c-intel",

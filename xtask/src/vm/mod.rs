@@ -1,6 +1,6 @@
-//! The VM tier: boots Debian's kernel under `qemu-system-x86_64 -accel tcg -M q35 -cpu max` with
-//! an igb SR-IOV NIC, an emulated IOMMU, nested KVM and the workspace shared over 9p, runs a
-//! script as root and reads its output and exit status back from the serial console.
+//! The VM tier guest. It boots Debian's kernel under `qemu-system-x86_64 -accel tcg -M q35 -cpu
+//! max` with an igb SR-IOV NIC, an emulated IOMMU, nested KVM and the workspace shared over 9p.
+//! It runs a script as root and reads its output and exit status back from the serial console.
 
 mod initramfs;
 mod kernel;
@@ -32,7 +32,7 @@ pub struct GuestConfig {
     pub echo: bool,
 }
 
-/// What came back from the guest.
+/// Output and exit status returned by the guest.
 #[derive(Debug)]
 pub struct Outcome {
     /// Everything the script printed (after the guest was ready).
