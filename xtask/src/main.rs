@@ -99,7 +99,8 @@ fn vm_run(
         timeout: std::time::Duration::from_secs(timeout),
         echo: true,
     };
-    let outcome = vm::boot_and_run(&guest, &script)?;
+    let binaries = executables_in(&target.join("release"));
+    let outcome = vm::boot_and_run_with_libraries(&guest, &script, &binaries)?;
     match outcome.exit_status {
         Some(status) => Ok(ExitCode::from(
             u8::try_from(status.clamp(0, 255)).unwrap_or(1),
@@ -108,4 +109,21 @@ fn vm_run(
             anyhow::bail!("the guest ended without reporting an exit status (see its output above)")
         }
     }
+}
+
+/// Lists the executable files directly inside `dir`, whose shared libraries the guest needs.
+fn executables_in(dir: &std::path::Path) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            std::fs::metadata(path)
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+        .collect()
 }

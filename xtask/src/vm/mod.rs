@@ -44,11 +44,6 @@ pub struct Outcome {
 const READY: &str = "TELCO-GUEST-READY";
 const EXIT: &str = "TELCO-GUEST-EXIT ";
 
-/// Boots the guest and runs `script` (a shell script) in it.
-pub fn boot_and_run(config: &GuestConfig, script: &str) -> Result<Outcome> {
-    boot_and_run_with_libraries(config, script, &[])
-}
-
 /// Boots the guest and runs `script`, also packing the shared libraries of `library_users`
 /// (executables the script runs from the 9p share).
 pub fn boot_and_run_with_libraries(
