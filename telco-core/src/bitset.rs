@@ -68,7 +68,12 @@ impl BitSet {
     }
 
     pub(crate) fn last(&self) -> Option<usize> {
-        let (index, word) = self.words.iter().enumerate().rev().find(|(_, w)| **w != 0)?;
+        let (index, word) = self
+            .words
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, w)| **w != 0)?;
         Some(index * WORD_BITS + (WORD_BITS - 1 - word.leading_zeros() as usize))
     }
 
@@ -129,7 +134,11 @@ impl BitSet {
 
     /// Parses the Linux list format (`0-3,8,10-11`); the empty string (or a lone newline) is the
     /// empty set. `what` names the kind of id in error messages.
-    pub(crate) fn parse_list(text: &str, max_id: usize, what: &'static str) -> Result<Self, ParseError> {
+    pub(crate) fn parse_list(
+        text: &str,
+        max_id: usize,
+        what: &'static str,
+    ) -> Result<Self, ParseError> {
         let trimmed = text.trim_end_matches('\n');
         let mut set = BitSet::new();
         if trimmed.is_empty() {
@@ -160,7 +169,11 @@ impl BitSet {
 
     /// Parses the sysfs hex mask format: comma-separated 32-bit groups, most significant first
     /// (`00000000,0000ffff`).
-    pub(crate) fn parse_mask(text: &str, max_id: usize, what: &'static str) -> Result<Self, ParseError> {
+    pub(crate) fn parse_mask(
+        text: &str,
+        max_id: usize,
+        what: &'static str,
+    ) -> Result<Self, ParseError> {
         let trimmed = text.trim_end_matches('\n');
         if trimmed.is_empty() {
             return Err(ParseError::new(what, text, "empty mask"));
@@ -241,7 +254,12 @@ impl BitSet {
     }
 }
 
-fn parse_id(part: &str, text: &str, max_id: usize, what: &'static str) -> Result<usize, ParseError> {
+fn parse_id(
+    part: &str,
+    text: &str,
+    max_id: usize,
+    what: &'static str,
+) -> Result<usize, ParseError> {
     if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ParseError::new(
             what,

@@ -35,7 +35,9 @@ impl CpuSet {
 
     /// The empty set.
     pub const fn new() -> Self {
-        CpuSet { bits: BitSet::new() }
+        CpuSet {
+            bits: BitSet::new(),
+        }
     }
 
     /// Parses the sysfs hex mask format (`cpumap`, `Cpus_allowed`): comma-separated groups of up
@@ -218,8 +220,9 @@ mod tests {
 
     #[test]
     fn list_rejects_malformed_text_quoting_it() {
-        for text in ["3-1", "0-", "-3", "a", "1,,2", ",1", "1,", " 1", "1 ", "0x1", "16384", "1-16384"]
-        {
+        for text in [
+            "3-1", "0-", "-3", "a", "1,,2", ",1", "1,", " 1", "1 ", "0x1", "16384", "1-16384",
+        ] {
             let error = text.parse::<CpuSet>().unwrap_err();
             assert_eq!(error.text(), text);
             assert!(error.to_string().contains(&format!("{text:?}")), "{error}");
@@ -235,11 +238,19 @@ mod tests {
 
     #[test]
     fn mask_parses_sysfs_groups() {
-        assert_eq!(CpuSet::parse_mask("00000000,0000ffff").unwrap().to_string(), "0-15");
-        assert_eq!(CpuSet::parse_mask("00000001,00000000").unwrap().to_string(), "32");
+        assert_eq!(
+            CpuSet::parse_mask("00000000,0000ffff").unwrap().to_string(),
+            "0-15"
+        );
+        assert_eq!(
+            CpuSet::parse_mask("00000001,00000000").unwrap().to_string(),
+            "32"
+        );
         assert_eq!(CpuSet::parse_mask("f\n").unwrap().to_string(), "0-3");
         assert_eq!(
-            CpuSet::parse_mask("80000000,00000000,00000001").unwrap().to_string(),
+            CpuSet::parse_mask("80000000,00000000,00000001")
+                .unwrap()
+                .to_string(),
             "0,95"
         );
         assert!(CpuSet::parse_mask("00000000").unwrap().is_empty());

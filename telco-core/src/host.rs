@@ -101,7 +101,9 @@ impl HostRoot {
     {
         let path = self.path(host_path);
         let text = read_trimmed(&path)?;
-        text.trim().parse().map_err(|error| FileError::parse(path, error))
+        text.trim()
+            .parse()
+            .map_err(|error| FileError::parse(path, error))
     }
 
     /// Reads a file holding one decimal integer (negative values allowed, as in `numa_node`).
@@ -146,7 +148,10 @@ mod tests {
             host.path("/sys/devices/system/cpu/online"),
             Path::new("/fixture/sys/devices/system/cpu/online")
         );
-        assert_eq!(host.path("proc/cpuinfo"), Path::new("/fixture/proc/cpuinfo"));
+        assert_eq!(
+            host.path("proc/cpuinfo"),
+            Path::new("/fixture/proc/cpuinfo")
+        );
     }
 
     #[test]

@@ -44,13 +44,10 @@ impl FromStr for InterfaceName {
             Some(format!("longer than {} bytes", Self::MAX_LEN))
         } else if text == "." || text == ".." {
             Some("\".\" and \"..\" are reserved".to_owned())
-        } else if let Some(bad) = text
-            .chars()
-            .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || *c == '\0')
-        {
-            Some(format!("contains {bad:?}"))
         } else {
-            None
+            text.chars()
+                .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || *c == '\0')
+                .map(|bad| format!("contains {bad:?}"))
         };
         match reason {
             Some(reason) => Err(ParseError::new("interface name", text, reason)),
@@ -95,14 +92,30 @@ mod tests {
 
     #[test]
     fn accepts_linux_names() {
-        for text in ["eth0", "net1", "a", "ens1f0v3", "br-telco.100", "123456789012345"] {
+        for text in [
+            "eth0",
+            "net1",
+            "a",
+            "ens1f0v3",
+            "br-telco.100",
+            "123456789012345",
+        ] {
             assert_eq!(text.parse::<InterfaceName>().unwrap().as_str(), text);
         }
     }
 
     #[test]
     fn rejects_invalid_names() {
-        for text in ["", ".", "..", "eth0:1", "a/b", "a b", "tab\tname", "1234567890123456"] {
+        for text in [
+            "",
+            ".",
+            "..",
+            "eth0:1",
+            "a/b",
+            "a b",
+            "tab\tname",
+            "1234567890123456",
+        ] {
             let error = text.parse::<InterfaceName>().unwrap_err();
             assert_eq!(error.text(), text);
         }

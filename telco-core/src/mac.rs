@@ -90,7 +90,11 @@ impl FromStr for MacAddr {
             count += 1;
         }
         if count != 6 {
-            return Err(ParseError::new("MAC address", text, "fewer than six octets"));
+            return Err(ParseError::new(
+                "MAC address",
+                text,
+                "fewer than six octets",
+            ));
         }
         Ok(MacAddr(octets))
     }
@@ -127,7 +131,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_addresses() {
-        for text in ["", "02:00:00:00:00", "02:00:00:00:00:00:00", "2:00:00:00:00:00", "02:00:00:00:00:0g", "02:00-00:00:00:00", "020000000000"] {
+        for text in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "2:00:00:00:00:00",
+            "02:00:00:00:00:0g",
+            "02:00-00:00:00:00",
+            "020000000000",
+        ] {
             assert_eq!(text.parse::<MacAddr>().unwrap_err().text(), text);
         }
     }
@@ -135,7 +147,12 @@ mod tests {
     #[test]
     fn classifies_addresses() {
         assert!(!MacAddr::ZERO.is_valid_unicast());
-        assert!("01:00:5e:00:00:01".parse::<MacAddr>().unwrap().is_multicast());
+        assert!(
+            "01:00:5e:00:00:01"
+                .parse::<MacAddr>()
+                .unwrap()
+                .is_multicast()
+        );
         let local = MacAddr::local_from_seed(0x1234);
         assert!(local.is_locally_administered() && local.is_valid_unicast());
     }

@@ -32,7 +32,9 @@ impl NodeMask {
 
     /// The empty mask.
     pub const fn new() -> Self {
-        NodeMask { bits: BitSet::new() }
+        NodeMask {
+            bits: BitSet::new(),
+        }
     }
 
     /// A mask with one node.
@@ -67,7 +69,11 @@ impl NodeMask {
     ///
     /// Panics when `node` exceeds [`NodeMask::MAX_ID`].
     pub fn insert(&mut self, node: usize) -> bool {
-        assert!(node <= Self::MAX_ID, "NUMA node id {node} exceeds {}", Self::MAX_ID);
+        assert!(
+            node <= Self::MAX_ID,
+            "NUMA node id {node} exceeds {}",
+            Self::MAX_ID
+        );
         self.bits.insert(node)
     }
 

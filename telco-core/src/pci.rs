@@ -72,11 +72,14 @@ impl FromStr for PciAddress {
             .split_once('.')
             .ok_or_else(|| error("missing \".function\""))?;
         let domain = match domain {
-            Some(text) => parse_hex(text, 8).ok_or_else(|| error("domain is not 1 to 8 hex digits"))?,
+            Some(text) => {
+                parse_hex(text, 8).ok_or_else(|| error("domain is not 1 to 8 hex digits"))?
+            }
             None => 0,
         };
         let bus = parse_hex(bus, 2).ok_or_else(|| error("bus is not 1 or 2 hex digits"))?;
-        let device = parse_hex(device, 2).ok_or_else(|| error("device is not 1 or 2 hex digits"))?;
+        let device =
+            parse_hex(device, 2).ok_or_else(|| error("device is not 1 or 2 hex digits"))?;
         let function =
             parse_hex(function, 1).ok_or_else(|| error("function is not one hex digit"))?;
         let bus = u8::try_from(bus).map_err(|_| error("bus exceeds ff"))?;
@@ -140,7 +143,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed_addresses() {
-        for text in ["", "3b", "3b:00", "3b:00.8", "3b:20.0", "100:00.0", "0000:3b:00.1.2", "g0:00.0", "00:00.", ":00.0", "0000:3b:00.10"] {
+        for text in [
+            "",
+            "3b",
+            "3b:00",
+            "3b:00.8",
+            "3b:20.0",
+            "100:00.0",
+            "0000:3b:00.1.2",
+            "g0:00.0",
+            "00:00.",
+            ":00.0",
+            "0000:3b:00.10",
+        ] {
             let error = text.parse::<PciAddress>().unwrap_err();
             assert_eq!(error.text(), text);
         }

@@ -65,6 +65,7 @@ pub fn build(contents: &Contents<'_>, work: &Path, output: &Path) -> Result<()> 
         }
         libraries_of.push(real);
     }
+    copy_cni_plugins(&tree)?;
     for (host, guest) in contents.copies {
         copy_file(host, &tree.join(strip_root(guest)))
             .with_context(|| format!("--copy {}:{}", host.display(), guest.display()))?;
@@ -153,6 +154,20 @@ fn which(tool: &str) -> Result<PathBuf> {
         }
     }
     bail!("{tool} not found")
+}
+
+/// Directory of Debian's CNI reference plugins, packed so vm-tier tests can run them.
+const CNI_PLUGIN_DIR: &str = "/usr/lib/cni";
+
+fn copy_cni_plugins(tree: &Path) -> Result<()> {
+    let entries = fs::read_dir(CNI_PLUGIN_DIR).with_context(|| {
+        format!("failed to list {CNI_PLUGIN_DIR}; install Debian's containernetworking-plugins (scripts/setup.sh does)")
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        copy_file(&path, &tree.join(strip_root(&path)))?;
+    }
+    Ok(())
 }
 
 fn make_parent(path: &Path) -> Result<()> {
