@@ -1,0 +1,354 @@
+//! [`Attacher`]: the attach driver.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::{
+    AttachContext, AttachError, Attached, AttachmentSpec, DetachError, IpConfig, KindError, Step,
+    StepError,
+};
+use crate::cni::NetworkStatus;
+use crate::ipam::{DEFAULT_DATA_DIR, HostLocal, Lease};
+use crate::link::Link;
+use crate::netns::{Netlink, Netns, on_new_thread};
+use crate::route::Route;
+
+/// Attaches and detaches the networks of one pod: its namespace and container ID, and netlink
+/// sessions in the pod and in the caller's namespace (the host), opened once and shared by
+/// every attachment.
+#[derive(Debug)]
+pub struct Attacher {
+    netns: Netns,
+    container_id: String,
+    ipam_dir: PathBuf,
+    host: Netlink,
+    pod: Netlink,
+}
+
+impl Attacher {
+    /// Prepares to attach networks to the pod namespace `netns` for the container
+    /// `container_id` (the key of IPAM leases), from the caller's namespace.
+    pub fn new(netns: &Netns, container_id: &str) -> Result<Attacher, AttachError> {
+        let host = Netlink::current().map_err(AttachError::Session)?;
+        Self::with_host_session(netns, host, container_id)
+    }
+
+    /// Like [`Attacher::new`], with `host` standing in for the host namespace: host-side
+    /// links (veth ends, bridges, the parents of macvlan links) live there. Tests use a
+    /// namespace of their own here so that they never touch the real host.
+    pub fn with_host(
+        netns: &Netns,
+        host: &Netns,
+        container_id: &str,
+    ) -> Result<Attacher, AttachError> {
+        let host = host.netlink().map_err(AttachError::Session)?;
+        Self::with_host_session(netns, host, container_id)
+    }
+
+    fn with_host_session(
+        netns: &Netns,
+        host: Netlink,
+        container_id: &str,
+    ) -> Result<Attacher, AttachError> {
+        let pod = netns.netlink().map_err(AttachError::Session)?;
+        let netns = netns.try_clone().map_err(AttachError::Session)?;
+        Ok(Attacher {
+            netns,
+            container_id: container_id.to_owned(),
+            ipam_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            host,
+            pod,
+        })
+    }
+
+    /// Sets the data directory of host-local stores that name none
+    /// (default [`DEFAULT_DATA_DIR`], the plugin's).
+    pub fn ipam_data_dir(mut self, dir: impl Into<PathBuf>) -> Attacher {
+        self.ipam_dir = dir.into();
+        self
+    }
+
+    /// The netlink session inside the pod.
+    pub fn pod_netlink(&self) -> &Netlink {
+        &self.pod
+    }
+
+    /// Attaches `specs` in order and returns their network-status entries, in the same order.
+    /// On failure everything made so far is removed, in reverse.
+    ///
+    /// Runs the kinds on a thread of its own with a current-thread runtime, so it can be
+    /// called from any thread, also from inside an async runtime.
+    pub fn attach(&self, specs: &[AttachmentSpec]) -> Result<Vec<NetworkStatus>, AttachError> {
+        block_on_own_thread(self.attach_async(specs))
+            .unwrap_or_else(|error| Err(AttachError::Session(error)))
+    }
+
+    /// Detaches `specs` in reverse order, going on past failures, which it returns together.
+    /// Succeeds when nothing was left.
+    pub fn detach(&self, specs: &[AttachmentSpec]) -> Result<(), DetachError> {
+        block_on_own_thread(self.detach_async(specs))
+            .unwrap_or_else(|error| Err(DetachError::Session(error)))
+    }
+
+    /// The async form of [`Attacher::attach`]. The built-in kinds make blocking netlink
+    /// calls, so on a multi-thread runtime this occupies one worker while it runs.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a dropped future leaves the attachments made so far; call
+    /// [`Attacher::detach`] with the same specs to remove them.
+    pub async fn attach_async(
+        &self,
+        specs: &[AttachmentSpec],
+    ) -> Result<Vec<NetworkStatus>, AttachError> {
+        check(specs)?;
+        let mut statuses = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.iter().enumerate() {
+            match self.attach_one(index, spec).await {
+                Ok(status) => statuses.push(status),
+                Err(error) => {
+                    tracing::warn!(index, network = %spec.network, %error, "attach failed, rolling back");
+                    let mut rollback = Vec::new();
+                    for (earlier, spec) in specs[..=index].iter().enumerate().rev() {
+                        rollback.extend(self.detach_one(earlier, spec).await);
+                    }
+                    return Err(AttachError::Attachment {
+                        index,
+                        error,
+                        rollback,
+                    });
+                }
+            }
+        }
+        Ok(statuses)
+    }
+
+    /// The async form of [`Attacher::detach`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe in the sense that calling it again finishes the work.
+    pub async fn detach_async(&self, specs: &[AttachmentSpec]) -> Result<(), DetachError> {
+        let mut failures = Vec::new();
+        for (index, spec) in specs.iter().enumerate().rev() {
+            failures.extend(self.detach_one(index, spec).await);
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(DetachError::Failures { failures })
+        }
+    }
+
+    fn context<'a>(&'a self, index: usize, spec: &'a AttachmentSpec) -> AttachContext<'a> {
+        AttachContext {
+            netns: &self.netns,
+            pod: &self.pod,
+            host: &self.host,
+            container_id: &self.container_id,
+            network: &spec.network,
+            ifname: &spec.interface,
+            index,
+            mac: spec.mac,
+            mtu: spec.mtu,
+        }
+    }
+
+    async fn attach_one(
+        &self,
+        index: usize,
+        spec: &AttachmentSpec,
+    ) -> Result<NetworkStatus, StepError> {
+        let cx = self.context(index, spec);
+        let fail = |step: Step| {
+            move |source: KindError| StepError {
+                network: spec.network.clone(),
+                interface: spec.interface.to_string(),
+                kind: spec.kind.kind(),
+                step,
+                source,
+            }
+        };
+        let attached = spec.kind.attach(&cx).await.map_err(fail(Step::Kind))?;
+        let leases = self.leases(spec).map_err(fail(Step::Ipam))?;
+
+        let ifname = spec.interface.as_str();
+        let mut gateways: Vec<IpAddr> = Vec::new();
+        if spec.default_route {
+            gateways = default_gateways(&leases, &attached);
+        }
+
+        let (mut mac, mut mtu) = (attached.mac.clone(), attached.mtu);
+        if attached.kernel_interface {
+            let link = self
+                .configure_interface(spec, &leases, &gateways)
+                .map_err(|(step, source)| fail(step)(source))?;
+            mac = link.mac.map(|mac| mac.to_string()).or(mac);
+            mtu = link.mtu.or(mtu);
+        }
+
+        let mut ips: Vec<IpAddr> = leases.iter().map(|lease| lease.address.address()).collect();
+        ips.extend(attached.ips.iter().map(|prefix| prefix.address()));
+        let dns = if spec.dns.is_empty() {
+            attached.dns.clone()
+        } else {
+            spec.dns.clone()
+        };
+        tracing::info!(index, network = %spec.network, interface = ifname, kind = spec.kind.kind(), ?ips, "attached network");
+        let mut status = NetworkStatus::new(spec.network.clone());
+        status.interface = Some(ifname.to_owned());
+        status.ips = ips;
+        status.mac = mac;
+        status.mtu = mtu;
+        status.default = spec.default_route;
+        status.dns = dns;
+        status.device_info = attached.device_info;
+        status.gateway = gateways;
+        Ok(status)
+    }
+
+    /// Adds the leased addresses to the pod interface, brings it up, adds its routes and reads
+    /// it back for the status entry.
+    fn configure_interface(
+        &self,
+        spec: &AttachmentSpec,
+        leases: &[Lease],
+        gateways: &[IpAddr],
+    ) -> Result<Link, (Step, KindError)> {
+        let ifname = spec.interface.as_str();
+        for lease in leases {
+            self.pod
+                .addresses()
+                .add(ifname, lease.address)
+                .map_err(|error| (Step::Address, error.into()))?;
+        }
+        self.pod
+            .links()
+            .set(ifname)
+            .up()
+            .apply()
+            .map_err(|error| (Step::Link, error.into()))?;
+        for route in self.routes(spec, gateways) {
+            self.pod
+                .routes()
+                .add(&route)
+                .map_err(|error| (Step::Route, error.into()))?;
+        }
+        self.pod
+            .links()
+            .get(ifname)
+            .map_err(|error| (Step::Link, error.into()))
+    }
+
+    /// Removes one attachment: gives back its addresses, then lets the kind remove its
+    /// interface. Returns every failure.
+    async fn detach_one(&self, index: usize, spec: &AttachmentSpec) -> Vec<StepError> {
+        let cx = self.context(index, spec);
+        let fail = |step: Step, source: KindError| StepError {
+            network: spec.network.clone(),
+            interface: spec.interface.to_string(),
+            kind: spec.kind.kind(),
+            step,
+            source,
+        };
+        let mut failures = Vec::new();
+        if let IpConfig::HostLocal(ipam) = &spec.ip {
+            let store = HostLocal::open(self.store_dir(ipam.data_dir.as_deref()), &ipam.network);
+            if let Err(error) =
+                store.and_then(|store| store.release(&self.container_id, spec.interface.as_str()))
+            {
+                failures.push(fail(Step::Ipam, error.into()));
+            }
+        }
+        if let Err(error) = spec.kind.detach(&cx).await {
+            failures.push(fail(Step::Kind, error));
+        }
+        if failures.is_empty() {
+            tracing::info!(index, network = %spec.network, interface = %spec.interface, "detached network");
+        }
+        failures
+    }
+
+    fn store_dir<'a>(&'a self, dir: Option<&'a Path>) -> &'a Path {
+        dir.unwrap_or(&self.ipam_dir)
+    }
+
+    fn leases(&self, spec: &AttachmentSpec) -> Result<Vec<Lease>, KindError> {
+        match &spec.ip {
+            IpConfig::None => Ok(Vec::new()),
+            IpConfig::Static(addresses) => Ok(addresses
+                .iter()
+                .map(|address| Lease::new(address.address, address.gateway))
+                .collect()),
+            IpConfig::HostLocal(ipam) => {
+                let store =
+                    HostLocal::open(self.store_dir(ipam.data_dir.as_deref()), &ipam.network)?;
+                Ok(store.allocate(&self.container_id, spec.interface.as_str(), &ipam.ranges)?)
+            }
+        }
+    }
+
+    /// The routes to add: the default routes through `gateways`, then the spec's own.
+    fn routes(&self, spec: &AttachmentSpec, gateways: &[IpAddr]) -> Vec<Route> {
+        let ifname = spec.interface.as_str();
+        let defaults = gateways
+            .iter()
+            .map(|gateway| Route::default_via(*gateway).dev(ifname));
+        let extra = spec.routes.iter().map(|route| {
+            let mut route = route.clone();
+            route.dev = Some(ifname.to_owned());
+            route
+        });
+        defaults.chain(extra).collect()
+    }
+}
+
+/// The gateways for the default route: the first IPv4 and the first IPv6 gateway among the
+/// leases, else among the kind's own.
+fn default_gateways(leases: &[Lease], attached: &Attached) -> Vec<IpAddr> {
+    let candidates: Vec<IpAddr> = leases
+        .iter()
+        .filter_map(|lease| lease.gateway)
+        .chain(attached.gateways.iter().copied())
+        .collect();
+    let v4 = candidates.iter().find(|gateway| gateway.is_ipv4());
+    let v6 = candidates.iter().find(|gateway| gateway.is_ipv6());
+    v4.into_iter().chain(v6).copied().collect()
+}
+
+/// Rejects lists with two attachments of one interface name or two default routes.
+fn check(specs: &[AttachmentSpec]) -> Result<(), AttachError> {
+    let mut names = HashSet::new();
+    for spec in specs {
+        if !names.insert(spec.interface.as_str()) {
+            return Err(AttachError::InvalidSpec {
+                reason: format!("interface {} appears twice", spec.interface),
+            });
+        }
+    }
+    if specs.iter().filter(|spec| spec.default_route).count() > 1 {
+        return Err(AttachError::InvalidSpec {
+            reason: "more than one attachment holds the default route".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Runs a future to completion on a new thread with a current-thread runtime.
+fn block_on_own_thread<F>(future: F) -> Result<F::Output, crate::netns::NetnsError>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    on_new_thread("attach", move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| crate::netns::NetnsError::SpawnThread {
+                netns: "attach".to_owned(),
+                source,
+            })?;
+        Ok(runtime.block_on(future))
+    })?
+}
