@@ -9,7 +9,7 @@ packages=(
     # host tier peers
     containernetworking-plugins dpdk dpdk-dev podman runc hwloc
     # build dependencies (the hwloc feature of telco-topo links libhwloc)
-    libhwloc-dev pkg-config
+    libhwloc-dev pkg-config bzip2
 )
 # QEMU 8.0 or later is needed for the emulated igb NIC (SR-IOV); bookworm has 7.2, its
 # backports suite has 10.0.

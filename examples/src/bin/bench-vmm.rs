@@ -135,7 +135,8 @@ fn process_cpu_time() -> Duration {
     )
 }
 
-/// Start cost with a guest that resets at its first instruction; median of 20 runs.
+/// Measures the start cost with a guest that resets at its first instruction, as the median
+/// of 20 runs.
 fn start_rows() -> anyhow::Result<()> {
     let mut wall = Vec::new();
     let mut cpu = Vec::new();
@@ -223,8 +224,8 @@ fn ours_command(options: &Options, initrd: &Path) -> anyhow::Result<Command> {
     Ok(command)
 }
 
-/// QEMU CPU models to try in order: `host` fails on some nested KVMs (MSR 0x10a), and the
-/// generic `qemu64` runs everywhere.
+/// QEMU CPU models to try in order: `host` aborts on the build machines' emulating KVM
+/// (setting MSR 0x10a fails), and the generic `qemu64` runs there.
 const QEMU_CPUS: [&str; 2] = ["host", "qemu64"];
 
 fn qemu_command(options: &Options, initrd: &Path, cpu: &str) -> Command {
@@ -258,7 +259,7 @@ fn qemu_command(options: &Options, initrd: &Path, cpu: &str) -> Command {
     command
 }
 
-/// Sum of `Rss:` over every mapping of `pid` except the one of `guest_kib` KiB (guest RAM).
+/// Sums `Rss:` over every mapping of `pid` except the one of `guest_kib` KiB (guest RAM).
 fn rss_beyond_guest_kib(pid: u32, guest_kib: u64) -> anyhow::Result<u64> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
     let mut total = 0;
@@ -322,7 +323,7 @@ fn rss_row(options: &Options, initrd: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Seconds from spawn until `MARKER` appears on the child's stdout.
+/// Measures the seconds from spawn until `MARKER` appears on the child's stdout.
 fn time_to_marker(mut command: Command, timeout: Duration) -> anyhow::Result<f64> {
     let start = Instant::now();
     let mut child = command

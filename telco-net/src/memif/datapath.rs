@@ -22,7 +22,7 @@ use super::wire::{DESC_FLAG_NEXT, RING_FLAG_MASK_INT};
 /// Largest frame accepted or sent: a 9000-byte jumbo payload plus headers, rounded up.
 pub const MAX_FRAME_LEN: usize = 9216;
 
-/// Where a client ring's buffers are: slot `j` uses `[base + j * size, base + (j + 1) * size)`.
+/// The location of a client ring's buffers: slot `j` uses `[base + j * size, base + (j + 1) * size)`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SlotBuffers {
     pub(crate) region: u16,
@@ -69,7 +69,7 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    /// A ring of the client, which formatted it and owns its buffers.
+    /// Wraps a ring of the client, which formatted it and owns its buffers.
     pub(crate) fn client(ring: RingView, eventfd: OwnedFd, buffers: SlotBuffers) -> Self {
         Self {
             ring,
@@ -81,7 +81,7 @@ impl Queue {
         }
     }
 
-    /// A ring of the server, in the client's memory.
+    /// Wraps a ring of the server, in the client's memory.
     pub(crate) fn server(ring: RingView, eventfd: OwnedFd) -> Self {
         Self {
             ring,
@@ -427,7 +427,7 @@ enum Fill {
     Invalid,
 }
 
-/// The bytes a descriptor points at, if they lie inside a region and fit a frame.
+/// Returns the bytes a descriptor points at, if they lie inside a region and fit a frame.
 #[inline]
 fn frame_bytes<'a>(regions: &'a Regions, desc: &Desc) -> Option<&'a [u8]> {
     let length = desc.length as usize;

@@ -18,10 +18,10 @@
 //! # Ok::<(), telco_net::memif::MemifError>(())
 //! ```
 //!
-//! Everything the peer sends is validated before use: message sizes and types, version, id,
-//! mode and secret, region and ring indices (sequential), region sizes against the file size,
-//! ring placement inside its region, ring cookies, and, on every burst, the peer's head or tail
-//! and each descriptor's region, offset and length, in 64-bit arithmetic.
+//! Everything the peer sends is validated before use. The handshake checks message sizes and
+//! types, version, id, mode and secret, sequential region and ring indices, region sizes against
+//! the file size, ring placement inside its region, and ring cookies. Every burst checks the
+//! peer's head or tail and each descriptor's region, offset and length, in 64-bit arithmetic.
 //!
 //! # Limitations
 //!
@@ -54,7 +54,7 @@ pub use wire::InterfaceMode;
 use crate::ring::MappingError;
 use handshake::Connection;
 
-/// Which end of the connection this interface is.
+/// The end of the connection an interface takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Connects, creates and owns the shared memory (libmemif's "slave").
@@ -118,7 +118,7 @@ pub struct MemifConfig {
 }
 
 impl MemifConfig {
-    /// A configuration with libmemif's defaults: id 0, no secret, Ethernet, 1024-descriptor rings,
+    /// Creates a configuration with libmemif's defaults: id 0, no secret, Ethernet, 1024-descriptor rings,
     /// 2048-byte buffers, one queue per direction.
     pub fn new(role: Role, socket: SocketPath) -> Self {
         Self {
@@ -176,7 +176,7 @@ pub enum MemifError {
     /// The configuration is invalid.
     #[error("invalid memif configuration: {reason}")]
     InvalidConfig {
-        /// What is wrong.
+        /// The rule the configuration breaks.
         reason: &'static str,
     },
     /// A socket call on the control socket failed.
@@ -190,8 +190,8 @@ pub enum MemifError {
         #[source]
         source: Errno,
     },
-    /// Nobody listens on the socket; start the server or check the path (DPDK's `socket-abstract`
-    /// devarg defaults to yes, which puts its socket in the abstract namespace).
+    /// No server listens on the socket. Start the server or check the path, because DPDK's
+    /// `socket-abstract` devarg defaults to yes and then puts its socket in the abstract namespace.
     #[error("no memif server listens on {socket}")]
     NoServer {
         /// The socket address.
@@ -216,10 +216,10 @@ pub enum MemifError {
         #[source]
         source: Errno,
     },
-    /// The peer did not answer in time.
+    /// The peer sent no reply in time.
     #[error("timed out waiting for {waiting_for}")]
     Timeout {
-        /// What was expected.
+        /// The message or event expected.
         waiting_for: &'static str,
     },
     /// The peer closed the control socket.

@@ -22,7 +22,7 @@ pub(crate) enum Behavior {
     Burst,
 }
 
-/// Which side of the ring an operation moves.
+/// The side of the ring an operation moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
     Producer,
@@ -30,7 +30,7 @@ pub(crate) enum Side {
 }
 
 /// A single-threaded side's private copy of its own head and of the other side's tail, so that
-/// it reads the other side's cache line only when the copy says the ring is full or empty.
+/// it reads the other side's cache line only when the copy shows the ring full or empty.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Cursor {
     pub(crate) head: u32,
@@ -46,7 +46,7 @@ pub(crate) struct RingCore<T> {
 }
 
 // SAFETY: the core moves `T` values between threads, and all shared state is atomics or slots
-// owned by whoever reserved them.
+// owned by the thread that reserved them.
 unsafe impl<T: Send> Send for RingCore<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for RingCore<T> {}
@@ -150,7 +150,7 @@ impl<T: Copy> RingCore<T> {
         own.tail.store(cursor.head, Ordering::Release);
     }
 
-    /// A cursor for a new single-threaded handle on `side`.
+    /// Reads the indices a new single-threaded handle on `side` starts from.
     pub(crate) fn cursor(&self, side: Side) -> Cursor {
         let (own, other, _) = self.sides(side);
         Cursor {

@@ -87,7 +87,7 @@ pub enum RingError {
     /// A shared ring's header failed validation.
     #[error("invalid shared ring header: {reason}")]
     InvalidHeader {
-        /// Which check failed.
+        /// The check that failed.
         reason: &'static str,
     },
     /// A shared ring's header has another layout version.
@@ -98,7 +98,7 @@ pub enum RingError {
         /// Version this code implements.
         supported: u32,
     },
-    /// A shared ring holds elements of another size or alignment than the caller's type.
+    /// A shared ring's elements differ in size or alignment from the caller's type.
     #[error(
         "shared ring holds {found_size}-byte elements aligned to {found_align}, but the caller's \
          type is {expected_size} bytes aligned to {expected_align}"
