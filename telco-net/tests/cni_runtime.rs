@@ -385,7 +385,10 @@ mod host_tier {
         assert_eq!(interface.unwrap().name, "eth0");
         let address = ips[0].address.to_string();
         assert!(address.starts_with("10.77.0."), "{address}");
-        assert_eq!(addresses(&sandbox.pod, "eth0"), std::slice::from_ref(&address));
+        assert_eq!(
+            addresses(&sandbox.pod, "eth0"),
+            std::slice::from_ref(&address)
+        );
         assert!(ip(&sandbox.pod, &["link", "show", "eth0"]).contains("mtu 1400"));
         assert!(links(&sandbox.host).contains(&"telcobr0".to_owned()));
         assert_eq!(

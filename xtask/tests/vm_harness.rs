@@ -120,6 +120,8 @@ mod vm_tier {
     fn igb_pf_creates_two_vfs() {
         let pf = igb_pf();
         assert_eq!(read(&pf.join("sriov_totalvfs")), "7");
+        // The kernel rejects a change between two non-zero counts with EBUSY, so start from 0.
+        std::fs::write(pf.join("sriov_numvfs"), "0").expect("resetting sriov_numvfs failed");
         std::fs::write(pf.join("sriov_numvfs"), "2").expect("writing sriov_numvfs failed");
         let created = (0..2).all(|index| pf.join(format!("virtfn{index}")).exists());
         let numvfs = read(&pf.join("sriov_numvfs"));

@@ -42,6 +42,11 @@ pub const GUEST_MODULES: &[&str] = &[
     "kvm",
     "kvm-amd",
     "kvm-intel",
+    // Not used by the outer guest: packed so that tests can put them in a nested microVM's
+    // initramfs.
+    "virtio_mmio",
+    "virtio_net",
+    "virtio_blk",
 ];
 
 /// Finds the newest `linux-image-*-amd64` kernel under `/boot` that has its modules installed.
