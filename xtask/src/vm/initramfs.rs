@@ -21,7 +21,12 @@ pub const GUEST_TOOLS: &[(&str, &str)] = &[
     ("ethtool", "ethtool"),
     ("modprobe", "kmod"),
     ("lsmod", "kmod"),
+    ("qemu-system-x86_64", "qemu-system-x86"),
 ];
+
+/// Host data directories copied whole into the guest: QEMU's firmware, for the benchmark that
+/// boots `qemu-system-x86_64 -M microvm` beside our microVM.
+const GUEST_DATA_DIRS: &[&str] = &["/usr/share/qemu"];
 
 /// Contents of one initramfs.
 #[derive(Debug)]
@@ -66,6 +71,9 @@ pub fn build(contents: &Contents<'_>, work: &Path, output: &Path) -> Result<()> 
         libraries_of.push(real);
     }
     copy_cni_plugins(&tree)?;
+    for dir in GUEST_DATA_DIRS {
+        copy_tree(Path::new(dir), &tree.join(strip_root(Path::new(dir))))?;
+    }
     for (host, guest) in contents.copies {
         copy_file(host, &tree.join(strip_root(guest)))
             .with_context(|| format!("--copy {}:{}", host.display(), guest.display()))?;
@@ -166,6 +174,21 @@ fn copy_cni_plugins(tree: &Path) -> Result<()> {
     for entry in entries.flatten() {
         let path = entry.path();
         copy_file(&path, &tree.join(strip_root(&path)))?;
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let entries =
+        fs::read_dir(from).with_context(|| format!("failed to list {}", from.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let destination = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_tree(&path, &destination)?;
+        } else {
+            copy_file(&path, &destination)?;
+        }
     }
     Ok(())
 }
