@@ -196,6 +196,7 @@ fn transmit(memif: &mut Memif, cli: &Cli, timeout: Duration) -> anyhow::Result<T
     let mut echoed = 0u64;
     let mut last_progress = Instant::now();
     let mut watchdog = Watchdog { polls: 0 };
+    let mut signal_seen = false;
     let mut frames: Vec<Vec<u8>> = templates.clone();
     loop {
         if sent < cli.count {
@@ -240,19 +241,26 @@ fn transmit(memif: &mut Memif, cli: &Cli, timeout: Duration) -> anyhow::Result<T
         if echoed + totals.errors >= cli.count {
             break;
         }
-        // Once everything is sent, a peer that leaves or stays silent for a second ends the run.
+        // Once everything is sent, a peer that leaves or stays silent for five seconds ends the run.
         // Look at the control socket only when the ring is drained, since the echoes of a peer
         // that exits right after echoing are still in it.
         let idle = intact + bad == 0;
-        let peer_left = sent >= cli.count && idle && !memif.poll_control();
-        if peer_left || (sent >= cli.count && last_progress.elapsed() > Duration::from_secs(1)) {
+        let mut peer_left = false;
+        if sent >= cli.count && idle && memif.control_pending() {
+            // The peer wrote its last echoes before it signalled, so one more idle pass after
+            // the signal means the ring is drained.
+            peer_left = signal_seen && !memif.poll_control();
+            signal_seen = true;
+        }
+        if peer_left || (sent >= cli.count && last_progress.elapsed() > Duration::from_secs(5)) {
             if echoed == 0 && totals.errors == 0 {
                 info!("no echo came back: counting frames sent");
                 echoed = sent;
             }
             break;
         }
-        if watchdog.check(memif, timeout)? {
+        // Only a drained ring may be reset by a reconnect: echoes still in it would be lost.
+        if idle && watchdog.check(memif, timeout)? {
             in_flight.clear();
         }
     }

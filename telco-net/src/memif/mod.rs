@@ -362,6 +362,16 @@ impl Memif {
         false
     }
 
+    /// Returns true when the peer has sent a control message or hung up, without acting on it.
+    ///
+    /// A peer writes its last frames before it disconnects, so a caller that sees this can drain
+    /// the receive rings before [`Memif::poll_control`] drops the connection.
+    pub fn control_pending(&self) -> bool {
+        self.connection.as_ref().is_some_and(|connection| {
+            control::wait_readable(connection.channel.fd(), Duration::ZERO).unwrap_or(true)
+        })
+    }
+
     /// Sends DISCONNECT with `reason` and drops the connection.
     pub fn disconnect(&mut self, reason: &str) {
         if let Some(connection) = self.connection.take() {
