@@ -42,14 +42,15 @@ pub fn target_dir(workspace: &Path) -> Result<PathBuf> {
     Ok(workspace.join("target"))
 }
 
-/// Builds every test target of the workspace (unit tests, integration tests, example binaries
-/// they run) without running them, and returns the executables.
+/// Builds every test target of the workspace with every feature (so the `hwloc` cross-check and
+/// the tokio wrappers are tested too) without running them, and returns the executables.
 pub fn build_test_binaries(workspace: &Path) -> Result<Vec<TestBinary>> {
     let output = Command::new(cargo())
         .current_dir(workspace)
         .args([
             "test",
             "--workspace",
+            "--all-features",
             "--no-run",
             "--message-format=json-render-diagnostics",
         ])

@@ -135,7 +135,7 @@ fn unit_tier(
     }
     let mut doc = Command::new(cargo::cargo());
     doc.current_dir(workspace)
-        .args(["test", "--workspace", "--doc"]);
+        .args(["test", "--workspace", "--all-features", "--doc"]);
     counts.add(run_test_binary("doc tests", doc, timeout)?);
     Ok(counts)
 }

@@ -31,6 +31,23 @@ struct Cli {
     cpus: Vec<usize>,
 }
 
+/// Rejects CPUs this process may not run on, and one CPU given twice: the two-core rows spin
+/// on a partner thread that would otherwise never run.
+fn check_cpus(first: usize, second: usize) -> anyhow::Result<()> {
+    if first == second {
+        bail!("--cpus {first},{second}: the two CPUs must differ");
+    }
+    let allowed = nix::sched::sched_getaffinity(Pid::from_raw(0))?;
+    for cpu in [first, second] {
+        if !allowed.is_set(cpu).unwrap_or(false) {
+            bail!(
+                "--cpus: CPU {cpu} is not online or not allowed for this process (see taskset -p $$)"
+            );
+        }
+    }
+    Ok(())
+}
+
 const RING_SIZE: u32 = 4096;
 const SINGLE_ITERATIONS: u64 = 1 << 22;
 const TWO_CORE_ITERATIONS: u64 = 1 << 16;
@@ -38,8 +55,9 @@ const TWO_CORE_ITERATIONS: u64 = 1 << 16;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let [first, second] = cli.cpus[..] else {
-        bail!("--cpus takes exactly two CPUs");
+        bail!("--cpus takes exactly two CPUs, such as --cpus 0,1");
     };
+    check_cpus(first, second)?;
     pin(first)?;
     let mut rows: Vec<(String, f64)> = Vec::new();
     rows.push(("single SP/SC".into(), single::<Single, Single>()));

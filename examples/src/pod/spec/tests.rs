@@ -259,3 +259,16 @@ fn error_display_starts_with_field() {
         "{error}"
     );
 }
+
+#[test]
+fn readme_example_spec_parses() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("```json\n")
+        .expect("README.md should hold a json spec block")
+        + "```json\n".len();
+    let length = readme[start..].find("```").expect("unterminated json block");
+    let spec = PodSpec::from_json(&readme[start..start + length]).unwrap();
+    assert_eq!(spec.name, "upf-1");
+    assert_eq!(spec.networks.len(), 3);
+}
