@@ -267,7 +267,9 @@ fn readme_example_spec_parses() {
         .find("```json\n")
         .expect("README.md should hold a json spec block")
         + "```json\n".len();
-    let length = readme[start..].find("```").expect("unterminated json block");
+    let length = readme[start..]
+        .find("```")
+        .expect("unterminated json block");
     let spec = PodSpec::from_json(&readme[start..start + length]).unwrap();
     assert_eq!(spec.name, "upf-1");
     assert_eq!(spec.networks.len(), 3);
