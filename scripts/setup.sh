@@ -13,7 +13,7 @@ packages=(
 )
 # QEMU 8.0 or later is needed for the emulated igb NIC (SR-IOV); bookworm has 7.2, its
 # backports suite has 10.0.
-backports_packages=(qemu-system-x86)
+backports_packages=(qemu-system-x86 seabios)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/setup.sh must run as root (it installs Debian packages)" >&2

@@ -24,9 +24,9 @@ pub const GUEST_TOOLS: &[(&str, &str)] = &[
     ("qemu-system-x86_64", "qemu-system-x86"),
 ];
 
-/// Host data directories copied whole into the guest: QEMU's firmware (`-M microvm` loads
-/// `bios-microvm.bin` from seabios), for the benchmark that
-/// boots `qemu-system-x86_64 -M microvm` beside our microVM.
+/// Host data directories copied whole into the guest: QEMU's firmware, for the benchmark that
+/// boots `qemu-system-x86_64 -M microvm` beside our microVM (it loads seabios's
+/// `bios-microvm.bin`).
 const GUEST_DATA_DIRS: &[&str] = &["/usr/share/qemu", "/usr/share/seabios"];
 
 /// Contents of one initramfs.
