@@ -13,7 +13,7 @@ mod host_tier {
     struct Testpmd {
         child: Child,
         stdin: ChildStdin,
-        output: Arc<Mutex<String>>,
+        outputs: [Arc<Mutex<String>>; 2],
     }
 
     impl Testpmd {
@@ -54,12 +54,20 @@ mod host_tier {
                 .spawn()
                 .unwrap_or_else(|e| panic!("dpdk-testpmd is needed (apt install dpdk): {e}"));
             let stdin = child.stdin.take().unwrap();
-            let output = Arc::new(Mutex::new(String::new()));
-            for stream in [
+            // One buffer per stream: testpmd writes its prompt to stdout and warnings to
+            // stderr, and a shared buffer could split "testpmd>" with a warning.
+            let outputs = [
+                Arc::new(Mutex::new(String::new())),
+                Arc::new(Mutex::new(String::new())),
+            ];
+            for (stream, output) in [
                 Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
                 Box::new(child.stderr.take().unwrap()),
-            ] {
-                let output = Arc::clone(&output);
+            ]
+            .into_iter()
+            .zip(outputs.iter())
+            {
+                let output = Arc::clone(output);
                 // Raw reads, not lines: the `testpmd> ` prompt has no newline.
                 std::thread::spawn(move || {
                     let mut stream = stream;
@@ -78,7 +86,7 @@ mod host_tier {
             Testpmd {
                 child,
                 stdin,
-                output,
+                outputs,
             }
         }
 
@@ -90,7 +98,11 @@ mod host_tier {
         fn wait_for(&self, text: &str, timeout: Duration) {
             let deadline = Instant::now() + timeout;
             while Instant::now() < deadline {
-                if self.output.lock().unwrap().contains(text) {
+                if self
+                    .outputs
+                    .iter()
+                    .any(|output| output.lock().unwrap().contains(text))
+                {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -102,7 +114,11 @@ mod host_tier {
         }
 
         fn output(&self) -> String {
-            self.output.lock().unwrap().clone()
+            self.outputs
+                .iter()
+                .map(|output| output.lock().unwrap().clone())
+                .collect::<Vec<_>>()
+                .join("\n--- stderr ---\n")
         }
 
         /// Sends `quit` and waits for the process to end.
