@@ -38,7 +38,7 @@ impl HostRoot {
         }
     }
 
-    /// A tree rooted at `dir`, which holds `sys/`, `proc/` and so on.
+    /// A tree rooted at `dir`, which contains `sys/`, `proc/` and so on.
     pub fn at(dir: impl Into<PathBuf>) -> Self {
         HostRoot { root: dir.into() }
     }

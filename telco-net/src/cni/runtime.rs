@@ -29,7 +29,7 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/lib/cni";
 /// libcni's usual plugin directory on Debian.
 pub const DEFAULT_PLUGIN_DIR: &str = "/usr/lib/cni";
 
-/// What the runtime knows about one attachment: libcni's `RuntimeConf`.
+/// Runtime facts about one attachment, as libcni's `RuntimeConf` carries them.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct RuntimeConf {

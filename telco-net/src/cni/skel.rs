@@ -30,7 +30,7 @@
 //! Differences from libcni's `skel`: the check that `CNI_NETNS` is not the plugin's own network
 //! namespace (code 8, skipped when `CNI_NETNS_OVERRIDE` is `1` or `true`) runs before ADD and DEL
 //! instead of after them, so a plugin never changes the namespace it runs in. VERSION replies with
-//! the request's `cniVersion` when it is supported, as the spec says, where libcni's `skel` always
+//! the request's `cniVersion` when it is supported, as the spec requires, where libcni's `skel` always
 //! replies with its own newest version.
 
 mod args;
@@ -159,8 +159,8 @@ pub fn plugin_main<P: Plugin + ?Sized>(plugin: &P) -> ! {
             &error,
         )),
     };
-    // Nothing useful remains to do when stdout or stderr is closed; the exit status still
-    // tells the runtime whether the verb succeeded.
+    // A closed stdout or stderr leaves nothing useful to do, because the exit status still
+    // reports to the runtime whether the verb succeeded.
     let _ = std::io::stderr().write_all(reply.stderr.as_bytes());
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(reply.stdout.as_bytes());
@@ -171,7 +171,7 @@ pub fn plugin_main<P: Plugin + ?Sized>(plugin: &P) -> ! {
 /// Runs one verb of `plugin` on the given environment and stdin and returns what the process
 /// would print. [`plugin_main`] is this plus the process plumbing; tests call it directly.
 ///
-/// A panic inside the plugin becomes an error result with code 999, so stdout still holds one
+/// A panic inside the plugin becomes an error result with code 999, so stdout still contains one
 /// JSON document.
 pub fn dispatch<P: Plugin + ?Sized>(plugin: &P, env: &Environment, stdin: &[u8]) -> Reply {
     let Some(command) = env.get("CNI_COMMAND") else {

@@ -11,7 +11,7 @@ use std::ptr::NonNull;
 use super::layout::{BLOCK_ALIGN, Geometry, HeadTail, Header, Meta};
 use super::mapping::SharedMapping;
 
-/// What releases the memory on drop.
+/// Owner that releases the memory on drop.
 #[derive(Debug)]
 enum Backing {
     Heap(Layout),

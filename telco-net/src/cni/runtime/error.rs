@@ -11,7 +11,7 @@ use crate::cni::{ErrorCode, PluginError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CniError {
-    /// No directory of the plugin search path holds an executable named after the plugin type.
+    /// No directory of the plugin search path contains an executable named after the plugin type.
     #[error(
         "CNI plugin \"{plugin}\" not found in {search_path:?}; install it or add its directory to CNI_PATH"
     )]
@@ -79,7 +79,7 @@ pub enum CniError {
         #[source]
         error: Box<PluginError>,
     },
-    /// CHECK needs the result of an earlier ADD, and the cache holds none.
+    /// CHECK needs the result of an earlier ADD, and the cache contains none.
     #[error(
         "no cached result for network \"{network}\", container \"{container_id}\", interface \"{ifname}\": ADD first"
     )]
