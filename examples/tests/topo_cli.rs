@@ -155,11 +155,147 @@ fn topo_fails_with_the_path_on_a_tree_without_sysfs() {
         env!("CARGO_BIN_EXE_topo"),
         &["--root", scratch.path().to_str().unwrap()],
     );
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(1));
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(
         message.contains(scratch.path().to_str().unwrap()),
         "{message}"
+    );
+    assert!(message.contains("has no sys/ subdirectory"), "{message}");
+}
+
+#[test]
+fn topo_names_a_missing_root() {
+    let scratch = scratch_dir();
+    let missing = scratch.path().join("nonexistent");
+    let output = run(
+        env!("CARGO_BIN_EXE_topo"),
+        &["--root", missing.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains(&format!(
+            "root directory {} does not exist",
+            missing.display()
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn topo_rejects_a_root_that_is_a_file() {
+    let scratch = scratch_dir();
+    let file = scratch.path().join("not-a-directory");
+    std::fs::write(&file, "").unwrap();
+    let output = run(
+        env!("CARGO_BIN_EXE_topo"),
+        &["--root", file.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains(file.to_str().unwrap()), "{message}");
+    assert!(message.contains("Not a directory"), "{message}");
+}
+
+/// Writes `text` to `path` under `root`, creating the parent directories.
+fn write_file(root: &Path, path: &str, text: &str) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Writes a sysfs tree with one online CPU, no NUMA directory, no hugepages, a virtio network
+/// device and a PCI NIC with its interface under `net/`.
+fn one_cpu_tree(root: &Path) {
+    write_file(root, "sys/devices/system/cpu/online", "0\n");
+    write_file(root, "sys/devices/system/cpu/possible", "0\n");
+    write_file(
+        root,
+        "sys/devices/system/cpu/cpu0/topology/physical_package_id",
+        "0\n",
+    );
+    write_file(root, "sys/devices/system/cpu/cpu0/topology/core_id", "0\n");
+    let virtio = "sys/bus/pci/devices/0000:00:03.0";
+    write_file(root, &format!("{virtio}/vendor"), "0x1af4\n");
+    write_file(root, &format!("{virtio}/device"), "0x1000\n");
+    write_file(root, &format!("{virtio}/class"), "0x020000\n");
+    std::fs::create_dir_all(root.join(format!("{virtio}/virtio0/net/eth0"))).unwrap();
+    let nic = "sys/bus/pci/devices/0000:3b:00.0";
+    write_file(root, &format!("{nic}/vendor"), "0x8086\n");
+    write_file(root, &format!("{nic}/device"), "0x1592\n");
+    write_file(root, &format!("{nic}/class"), "0x020000\n");
+    std::fs::create_dir_all(root.join(format!("{nic}/net/ens1f0"))).unwrap();
+}
+
+fn device_net(json: &Value, address: &str) -> Vec<String> {
+    let device = json["pci_devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|device| device["address"] == address)
+        .unwrap_or_else(|| panic!("no PCI device {address} in {json}"));
+    device["net"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn topo_lists_virtio_network_interfaces() {
+    let scratch = scratch_dir();
+    one_cpu_tree(scratch.path());
+    let json = topo_json(scratch.path());
+    assert_eq!(device_net(&json, "0000:00:03.0"), ["eth0"]);
+    assert_eq!(device_net(&json, "0000:3b:00.0"), ["ens1f0"]);
+}
+
+#[test]
+fn topo_lists_virtio_interface_of_a_qemu_dump() {
+    let scratch = scratch_dir();
+    let root = extract("2pa-pcidomain32bits", scratch.path());
+    let json = topo_json(&root);
+    assert_eq!(device_net(&json, "0000:00:03.0"), ["ens3"]);
+}
+
+#[test]
+fn topo_tree_uses_singular_and_skips_empty_pools() {
+    let scratch = scratch_dir();
+    one_cpu_tree(scratch.path());
+    let output = run(
+        env!("CARGO_BIN_EXE_topo"),
+        &["--root", scratch.path().to_str().unwrap()],
+    );
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let first_line = text.lines().next().unwrap();
+    assert_eq!(
+        first_line,
+        "Machine: 1 package, 1 core, 1 CPU online of 1 possible, 1 NUMA node"
+    );
+    assert!(
+        text.contains("    NUMANode P#0 (CPUs 0, memory unknown)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("hugepages )"), "{text}");
+    assert!(text.contains("net eth0"), "{text}");
+}
+
+#[test]
+fn topo_tree_uses_plural_for_several() {
+    let scratch = scratch_dir();
+    let root = extract("16em64t-4s2c2t", scratch.path());
+    let output = run(
+        env!("CARGO_BIN_EXE_topo"),
+        &["--root", root.to_str().unwrap()],
+    );
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with("Machine: 4 packages, 8 cores, 16 CPUs online of 16 possible, "),
+        "{text}"
     );
 }
 

@@ -22,6 +22,19 @@ pub enum DiscoverError {
         #[source]
         source: io::Error,
     },
+    /// The root directory given to [`HostRoot::at`](telco_core::HostRoot::at) does not exist.
+    #[error("root directory {} does not exist", path.display())]
+    RootNotFound {
+        /// The root directory.
+        path: PathBuf,
+    },
+    /// The root directory has no `sys/` subdirectory, so it is not a copy of a Linux host's
+    /// file systems.
+    #[error("root directory {} has no sys/ subdirectory", path.display())]
+    NoSysfs {
+        /// The root directory.
+        path: PathBuf,
+    },
     /// The tree has no `sys/devices/system/cpu` with online CPUs: not a Linux sysfs.
     #[error("no online CPU found under {}: is this a Linux sysfs tree?", path.display())]
     NoOnlineCpu {
@@ -235,7 +248,7 @@ pub enum CgroupError {
         path: PathBuf,
     },
     /// The kernel refused the `isolated` partition type.
-    #[error("the kernel refused partition type isolated for {} (needs Linux 6.2 and exclusive CPUs)", path.display())]
+    #[error("the kernel refused partition type isolated for {} (needs Linux 5.15 or later and CPUs that no sibling cgroup uses)", path.display())]
     PartitionRefused {
         /// The cgroup.
         path: PathBuf,

@@ -1,5 +1,6 @@
 //! Compares the sysfs reader with libhwloc (the `hwloc` feature), on this machine and on
-//! fixtures that libhwloc reads through `HWLOC_FSROOT`.
+//! fixtures that libhwloc reads through `HWLOC_FSROOT`: CPUs, cores, packages, node CPU sets,
+//! caches per level, node memory, the distance matrix and the PCI functions.
 //!
 //! This file contains one test so that setting `HWLOC_FSROOT` races with no other test.
 #![cfg(feature = "hwloc")]
@@ -33,13 +34,15 @@ fn scratch_dir() -> tempfile::TempDir {
 }
 
 /// Fixtures without cgroup limits or hwloc-only quirks, where both readers must agree.
-const COMPARED: [&str; 6] = [
+const COMPARED: [&str; 8] = [
     "16em64t-4s2c2t",
     "offline-cpu0-node0",
     "48amd64-4pa2n6c-sparse",
     "128arm-2pa2n8cluster4co",
     "256ppc-8n8s4t",
     "fakecpuid1f-64intel64-2p4d2n2c2t",
+    "40intel64-2g2n4c+pcilocality",
+    "32intel64-2p8co2t+8ve",
 ];
 
 fn summary(topology: &Topology) -> String {
@@ -68,6 +71,54 @@ fn summary(topology: &Topology) -> String {
     )
 }
 
+/// NUMA node memory in KiB, by node id.
+fn node_memory(topology: &Topology) -> String {
+    let nodes: Vec<String> = topology
+        .numa_nodes
+        .iter()
+        .map(|node| format!("{}:{:?}", node.id, node.memory_kib))
+        .collect();
+    nodes.join(" ")
+}
+
+/// PCI functions as address, vendor:device and class without the programming interface byte
+/// (libhwloc keeps 16 bits of class).
+fn pci_functions(topology: &Topology) -> Vec<String> {
+    topology
+        .pci_devices
+        .iter()
+        .map(|device| {
+            format!(
+                "{} {:04x}:{:04x} class {:04x}",
+                device.address,
+                device.vendor,
+                device.device,
+                device.class >> 8
+            )
+        })
+        .collect()
+}
+
+/// Checks memory, distances and PCI functions; `what` names the machine in messages.
+fn assert_memory_distances_pci_agree(ours: &Topology, theirs: &Topology, what: &str) {
+    assert_eq!(
+        node_memory(ours),
+        node_memory(theirs),
+        "{what}: node memory"
+    );
+    if ours.numa_nodes.len() > 1 {
+        assert_eq!(ours.distances, theirs.distances, "{what}: distances");
+    } else {
+        // libhwloc keeps no matrix for a single node; the sysfs reader reports its 1x1 row.
+        assert!(
+            theirs.distances.is_empty(),
+            "{what}: {:?}",
+            theirs.distances
+        );
+    }
+    assert_eq!(pci_functions(ours), pci_functions(theirs), "{what}: PCI");
+}
+
 #[test]
 fn sysfs_reader_and_libhwloc_agree() {
     // SAFETY: this test binary runs this one test only, so no other thread reads or writes the
@@ -76,7 +127,11 @@ fn sysfs_reader_and_libhwloc_agree() {
     let ours = Topology::discover(&HostRoot::system()).unwrap();
     let theirs = discover_with_hwloc().unwrap();
     assert_eq!(summary(&ours), summary(&theirs), "live machine");
+    assert_memory_distances_pci_agree(&ours, &theirs, "live machine");
 
+    // Fixtures where libhwloc reported each of PCI functions, a distance matrix and node
+    // memory, so that the comparisons above compare something.
+    let (mut with_pci, mut with_distances, mut with_memory) = (0, 0, 0);
     for name in COMPARED {
         let scratch = scratch_dir();
         let status = Command::new("tar")
@@ -105,6 +160,19 @@ fn sysfs_reader_and_libhwloc_agree() {
             std::env::remove_var("HWLOC_FSROOT");
             std::env::remove_var("HWLOC_COMPONENTS");
         }
-        assert_eq!(summary(&ours), summary(&theirs.unwrap()), "{name}");
+        let theirs = theirs.unwrap();
+        assert_eq!(summary(&ours), summary(&theirs), "{name}");
+        assert_memory_distances_pci_agree(&ours, &theirs, name);
+        with_pci += usize::from(!theirs.pci_devices.is_empty());
+        with_distances += usize::from(theirs.distances.len() > 1);
+        with_memory += usize::from(
+            theirs
+                .numa_nodes
+                .iter()
+                .all(|node| node.memory_kib.is_some_and(|kib| kib > 0)),
+        );
     }
+    assert!(with_pci > 0, "no fixture had PCI functions");
+    assert!(with_distances > 0, "no fixture had a distance matrix");
+    assert!(with_memory > 0, "no fixture had node memory");
 }

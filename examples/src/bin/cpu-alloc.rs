@@ -7,7 +7,10 @@
 //!
 //! FILE is JSON `{"cpus": [{"id", "core", "package", "numa_node", "l3"?}]}`, the shape of
 //! `topo --json`'s `cpus`. Prints the chosen CPUs in list format and exits 0, or prints the
-//! error to stderr and exits 1.
+//! error to stderr and exits 1. CPUs in `--available` and nodes in `--numa-affinity` that the
+//! topology does not have are errors. A request of 0 prints an empty line and exits 0: the
+//! kubelet gives a container that requests 0 CPUs no exclusive CPUs, and it runs in the shared
+//! pool.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,10 +39,11 @@ struct Args {
     /// Directory holding `sys/` and `proc/` to discover the topology from (`/` for this host).
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
-    /// Number of CPUs to allocate.
+    /// Number of CPUs to allocate; 0 allocates none, as the kubelet does for a container
+    /// without an integer CPU request.
     #[arg(long, value_name = "N")]
     request: usize,
-    /// Free CPUs (default: every CPU of the topology).
+    /// Free CPUs, all of them CPUs of the topology (default: every CPU of the topology).
     #[arg(long, value_name = "LIST")]
     available: Option<CpuSet>,
     /// Reserved CPUs, never handed out.
@@ -48,7 +52,8 @@ struct Args {
     /// Static policy options, `NAME[=true|false],...`.
     #[arg(long, value_name = "OPTIONS", default_value = "")]
     options: String,
-    /// NUMA nodes to allocate from first (the topology manager's merged hint).
+    /// NUMA nodes to allocate from first (the topology manager's merged hint), all of them
+    /// nodes of the topology.
     #[arg(long, value_name = "NODES")]
     numa_affinity: Option<NodeMask>,
 }
@@ -74,6 +79,10 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<CpuSet> {
     let topology = load_topology(args)?;
+    check_against_topology(args, &topology)?;
+    if args.request == 0 {
+        return Ok(CpuSet::new());
+    }
     let options = StaticPolicyOptions::parse(&args.options)?;
     let mut manager = match &args.reserved {
         Some(reserved) if !reserved.is_empty() => {
@@ -85,6 +94,29 @@ fn run(args: &Args) -> anyhow::Result<CpuSet> {
         manager.set_shared_pool(available.clone());
     }
     Ok(manager.allocate("cpu-alloc", args.request, args.numa_affinity.as_ref())?)
+}
+
+/// Rejects `--available` CPUs and `--numa-affinity` nodes that the topology does not have.
+fn check_against_topology(args: &Args, topology: &CpuTopology) -> anyhow::Result<()> {
+    if let Some(available) = &args.available {
+        let unknown = available.difference(topology.cpus());
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "invalid --available {available}: CPU(s) {unknown} not in the topology, which has CPUs {}",
+                topology.cpus()
+            );
+        }
+    }
+    if let Some(affinity) = &args.numa_affinity {
+        let nodes = topology.node_ids();
+        let unknown = affinity.difference(&nodes);
+        if !unknown.is_empty() {
+            anyhow::bail!(
+                "invalid --numa-affinity {affinity}: NUMA node(s) {unknown} not in the topology, which has nodes {nodes}"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn load_topology(args: &Args) -> anyhow::Result<CpuTopology> {

@@ -19,7 +19,7 @@ use telco_topo::{DiscoverOptions, Topology};
 #[derive(Debug, Parser)]
 #[command(name = "topo", version)]
 struct Args {
-    /// Directory holding `sys/` and `proc/` instead of the live host's.
+    /// Directory holding `sys/` and `proc/` instead of the live host's (`/`).
     #[arg(long, value_name = "DIR")]
     root: Option<std::path::PathBuf>,
     /// Print one JSON object instead of a tree.
@@ -137,17 +137,26 @@ fn to_json(topology: &Topology) -> Value {
     })
 }
 
+/// Formats `count` with the singular or plural noun (`1 package`, `2 packages`).
+fn counted(count: usize, singular: &str, plural: &str) -> String {
+    if count == 1 {
+        format!("{count} {singular}")
+    } else {
+        format!("{count} {plural}")
+    }
+}
+
 fn to_tree(topology: &Topology) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Machine: {} packages, {} cores, {} CPUs online of {} possible, {} NUMA nodes",
-        topology.packages.len(),
-        topology.cores.len(),
-        topology.online.len(),
+        "Machine: {}, {}, {} online of {} possible, {}",
+        counted(topology.packages.len(), "package", "packages"),
+        counted(topology.cores.len(), "core", "cores"),
+        counted(topology.online.len(), "CPU", "CPUs"),
         topology.possible.len(),
-        topology.numa_nodes.len()
+        counted(topology.numa_nodes.len(), "NUMA node", "NUMA nodes"),
     );
     for package in &topology.packages {
         let _ = writeln!(out, "  Package P#{} (CPUs {})", package.id, package.cpus);
@@ -164,12 +173,15 @@ fn to_tree(topology: &Topology) -> String {
                 .iter()
                 .map(|pool| format!("{}kB {}/{} free", pool.size_kib, pool.free, pool.total))
                 .collect();
+            let pools = if pools.is_empty() {
+                String::new()
+            } else {
+                format!("; hugepages {}", pools.join(", "))
+            };
             let _ = writeln!(
                 out,
-                "    NUMANode P#{} (CPUs {}, {memory}; hugepages {})",
-                node.id,
-                node.cpus,
-                pools.join(", ")
+                "    NUMANode P#{} (CPUs {}, {memory}{pools})",
+                node.id, node.cpus,
             );
         }
         for cache in topology

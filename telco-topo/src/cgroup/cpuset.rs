@@ -79,15 +79,7 @@ impl CpusetCgroup {
     }
 
     fn write(&self, path: &Path, value: &str) -> Result<(), CgroupError> {
-        std::fs::write(path, value).map_err(|source| {
-            if source.kind() == io::ErrorKind::PermissionDenied {
-                CgroupError::PermissionDenied {
-                    path: path.to_owned(),
-                }
-            } else {
-                CgroupError::File(FileError::write(path, value, source))
-            }
-        })
+        std::fs::write(path, value).map_err(|source| write_error(path, value, source))
     }
 
     /// Writes `cpuset.cpus`.
@@ -120,7 +112,7 @@ impl CpusetCgroup {
             .map_err(|error| CgroupError::File(FileError::parse(path, error)))
     }
 
-    /// Makes the cgroup an isolated partition (v2 `cpuset.cpus.partition`, Linux 6.2): its
+    /// Makes the cgroup an isolated partition (v2 `cpuset.cpus.partition`, Linux 5.15): its
     /// CPUs leave the scheduler's load balancing, like `isolcpus=` at run time.
     pub fn set_isolated_partition(&self) -> Result<(), CgroupError> {
         let path = self.directory.join("cpuset.cpus.partition");
@@ -129,7 +121,16 @@ impl CpusetCgroup {
                 path: self.directory.clone(),
             });
         }
-        self.write(&path, "isolated")?;
+        // Kernels without the `isolated` type reject the write with EINVAL.
+        if let Err(source) = std::fs::write(&path, "isolated") {
+            return Err(if source.raw_os_error() == Some(libc::EINVAL) {
+                CgroupError::PartitionRefused {
+                    path: self.directory.clone(),
+                }
+            } else {
+                write_error(&path, "isolated", source)
+            });
+        }
         let state = telco_core::read_trimmed(&path)?;
         if state.trim() != "isolated" {
             return Err(CgroupError::PartitionRefused {
@@ -157,6 +158,16 @@ impl Drop for CpusetCgroup {
         if let Err(error) = std::fs::remove_dir(&self.directory) {
             tracing::warn!(cgroup = %self.directory.display(), %error, "failed to remove cpuset cgroup");
         }
+    }
+}
+
+fn write_error(path: &Path, value: &str, source: io::Error) -> CgroupError {
+    if source.kind() == io::ErrorKind::PermissionDenied {
+        CgroupError::PermissionDenied {
+            path: path.to_owned(),
+        }
+    } else {
+        CgroupError::File(FileError::write(path, value, source))
     }
 }
 

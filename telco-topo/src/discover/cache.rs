@@ -1,11 +1,14 @@
 //! Cache instances from `cpuN/cache/indexK`.
 
 use std::collections::HashSet;
+use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
-use telco_core::{CpuSet, FileError, HostRoot, ParseError};
+use telco_core::{CpuSet, FileError, ParseError};
 
-use super::{Core, Cpu, list_dir, numbered, read_cpu_set, read_text};
+use super::cpu::CpuScan;
+use super::numbered;
+use super::sysfs::{Dir, Sysfs, file_path};
 use crate::error::DiscoverError;
 
 /// Content type of a cache (`indexK/type`).
@@ -40,27 +43,85 @@ pub struct Cache {
     pub cpus: CpuSet,
 }
 
+/// Index directories tracked in the coverage bit masks of [`read_caches`]. CPUs with more
+/// index directories are read in full.
+const TRACKED_INDEXES: usize = 64;
+
+/// Reads the cache instances of the online CPUs.
+///
+/// Each instance is read once, by the first CPU of its `shared_cpu_map`. That CPU marks index
+/// `K` as covered for every sharer, and a sharer skips its own `indexK` later. This relies on
+/// the kernel numbering cache leaves the same way on the CPUs that share them, so the sharers'
+/// `indexK` directories describe the same instance. A CPU covered at every index seen so far
+/// costs one existence check for the next index number, as the kernel numbers index
+/// directories from 0 without gaps.
+///
+/// NOTE: a hand-edited dump where such a CPU has a gap followed by an index of its own (say
+/// `index0`, `index1` and `index3`, with `index2` missing) loses that last index.
 pub(super) fn read_caches(
-    host: &HostRoot,
-    online: &CpuSet,
-    cpus: &[Cpu],
-    cores: &[Core],
+    sysfs: &mut Sysfs<'_>,
+    cpu_dir: &Dir,
+    scan: &CpuScan,
 ) -> Result<Vec<Cache>, DiscoverError> {
+    let online = &scan.online;
+    let mut core_of = vec![None; online.last().map_or(0, |last| last + 1)];
+    for core in &scan.cores {
+        for id in core.cpus.iter() {
+            if let Some(slot) = core_of.get_mut(id) {
+                slot.get_or_insert(&core.cpus);
+            }
+        }
+    }
+    let mut covered = vec![0u64; core_of.len()];
+    let mut index_count = 0usize;
     let mut seen = HashSet::new();
     let mut caches = Vec::new();
-    for cpu in cpus.iter().filter(|cpu| cpu.online) {
-        let dir = format!("/sys/devices/system/cpu/cpu{}/cache", cpu.id);
-        for name in list_dir(&host.path(&dir))? {
-            if numbered(&name, "index").is_none() {
+    let mut name = String::new();
+    for cpu in online.iter() {
+        let all_covered = if index_count == 0 {
+            false
+        } else if index_count >= TRACKED_INDEXES {
+            covered[cpu] == u64::MAX
+        } else {
+            covered[cpu] == (1u64 << index_count) - 1
+        };
+        if all_covered && index_count < TRACKED_INDEXES {
+            name.clear();
+            let _ = write!(name, "cpu{cpu}/cache/index{index_count}");
+            if !sysfs.exists(cpu_dir, &name) {
                 continue;
             }
-            let siblings = cores
-                .iter()
-                .find(|core| core.cpus.contains(cpu.id))
-                .map(|core| core.cpus.clone())
-                .unwrap_or_default();
-            let path = format!("{dir}/{name}");
-            if let Some(cache) = read_cache(host, &path, cpu.id, &siblings, online, &mut seen)? {
+        }
+        name.clear();
+        let _ = write!(name, "cpu{cpu}/cache");
+        let (cache_dir, entries) = sysfs.open_and_list(cpu_dir, &name)?;
+        for entry in entries {
+            let Some(index) = numbered(&entry, "index") else {
+                continue;
+            };
+            if index < TRACKED_INDEXES && covered[cpu] & (1 << index) != 0 {
+                continue;
+            }
+            index_count = index_count.max(index + 1);
+            let instance = read_cache(
+                sysfs,
+                &cache_dir,
+                &entry,
+                cpu,
+                core_of[cpu],
+                online,
+                &mut seen,
+            )?;
+            // Only the CPU that read the instance marks its sharers as covered, because a dump
+            // may give a later CPU a map that disagrees with that CPU's own.
+            if index < TRACKED_INDEXES && instance.cpus.first() == Some(cpu) {
+                for sharer in instance.cpus.iter() {
+                    if let Some(mask) = covered.get_mut(sharer) {
+                        *mask |= 1 << index;
+                    }
+                }
+            }
+            if let Some(cache) = instance.cache {
                 caches.push(cache);
             }
         }
@@ -83,67 +144,105 @@ fn kind_rank(kind: CacheKind) -> u8 {
     }
 }
 
-/// Reads one `indexK` directory; `None` for kinds that are not caches of CPUs (hwloc skips
-/// `type` values other than Data, Instruction and Unified).
+/// Result of reading one `indexK` directory: the CPUs sharing it, and the cache when this CPU
+/// is the first of them and the instance is new.
+struct Instance {
+    cpus: CpuSet,
+    cache: Option<Cache>,
+}
+
+/// Reads one `indexK` directory. The cache is `None` for kinds that are not caches of CPUs
+/// (hwloc skips `type` values other than Data, Instruction and Unified).
 fn read_cache(
-    host: &HostRoot,
-    dir: &str,
+    sysfs: &mut Sysfs<'_>,
+    cache_dir: &Dir,
+    index_dir: &str,
     cpu: usize,
-    core_siblings: &CpuSet,
+    core_siblings: Option<&CpuSet>,
     online: &CpuSet,
     seen: &mut HashSet<(u8, CacheKind, CpuSet)>,
-) -> Result<Option<Cache>, DiscoverError> {
-    let shared = read_cpu_set(
-        host,
-        &[&format!("{dir}/shared_cpu_map")],
-        &[&format!("{dir}/shared_cpu_list")],
-    )?;
+) -> Result<Instance, DiscoverError> {
+    let host = sysfs.host();
+    let mut path = String::with_capacity(index_dir.len() + 32);
+    let mut shared = sysfs.mask(cache_dir, join(&mut path, index_dir, "shared_cpu_map"))?;
+    if shared.is_none() {
+        shared = sysfs.value(cache_dir, join(&mut path, index_dir, "shared_cpu_list"))?;
+    }
     let mut cpus = shared.unwrap_or_default().intersection(online);
     if cpus.is_empty() {
         // IA64 kernels report an empty map for some caches: hwloc takes them as per core.
-        cpus = core_siblings.intersection(online);
+        cpus = core_siblings.map_or_else(CpuSet::new, |siblings| siblings.intersection(online));
     }
     cpus.insert(cpu);
     // As in hwloc, only the first CPU of an instance reads the rest, because the other sharers
     // list the same files.
     if cpus.first() != Some(cpu) {
-        return Ok(None);
+        return Ok(Instance { cpus, cache: None });
     }
-    let Some(level_text) = read_text(host, &format!("{dir}/level"))? else {
-        return Ok(None);
+    let level_file = join(&mut path, index_dir, "level").to_owned();
+    let Some(level_text) = sysfs.text(cache_dir, &level_file)? else {
+        return Ok(Instance { cpus, cache: None });
     };
-    let level = parse_number::<u8>(host, &format!("{dir}/level"), &level_text, "cache level")?;
-    let kind = match read_text(host, &format!("{dir}/type"))?
-        .as_deref()
+    let level: u8 = level_text.trim().parse().map_err(|_| {
+        FileError::parse(
+            file_path(host, cache_dir, &level_file),
+            ParseError::new("cache level", level_text, "not a decimal number"),
+        )
+    })?;
+    let kind = match sysfs
+        .text(cache_dir, join(&mut path, index_dir, "type"))?
         .map(str::trim)
     {
         Some("Data") => CacheKind::Data,
         Some("Instruction") => CacheKind::Instruction,
         Some("Unified") | None => CacheKind::Unified,
-        Some(_) => return Ok(None),
+        Some(_) => return Ok(Instance { cpus, cache: None }),
     };
     if !seen.insert((level, kind, cpus.clone())) {
-        return Ok(None);
+        return Ok(Instance { cpus, cache: None });
     }
-    let size_kib = match read_text(host, &format!("{dir}/size"))? {
-        Some(text) => Some(
-            parse_size_kib(&text)
-                .map_err(|error| FileError::parse(host.path(format!("{dir}/size")), error))?,
-        ),
+    let size_kib = match sysfs.text(cache_dir, join(&mut path, index_dir, "size"))? {
+        Some(text) => Some(parse_size_kib(text).map_err(|error| {
+            FileError::parse(
+                file_path(host, cache_dir, &format!("{index_dir}/size")),
+                error,
+            )
+        })?),
         None => None,
     };
-    let line_size = read_optional_number(host, &format!("{dir}/coherency_line_size"))?;
-    let ways = read_optional_number(host, &format!("{dir}/ways_of_associativity"))?;
-    let id = read_optional_number(host, &format!("{dir}/id"))?;
-    Ok(Some(Cache {
+    let line_size = read_optional_number(
+        sysfs,
+        cache_dir,
+        join(&mut path, index_dir, "coherency_line_size"),
+    )?;
+    let ways = read_optional_number(
+        sysfs,
+        cache_dir,
+        join(&mut path, index_dir, "ways_of_associativity"),
+    )?;
+    let id = read_optional_number(sysfs, cache_dir, join(&mut path, index_dir, "id"))?;
+    let cache = Cache {
         level,
         kind,
         size_kib,
         line_size,
         ways,
         id,
+        cpus: cpus.clone(),
+    };
+    Ok(Instance {
         cpus,
-    }))
+        cache: Some(cache),
+    })
+}
+
+/// Sets `path` to `dir/name` and returns it.
+fn join<'a>(path: &'a mut String, dir: &str, name: &str) -> &'a str {
+    path.clear();
+    path.push_str(dir);
+    path.push('/');
+    path.push_str(name);
+    path
 }
 
 /// Parses the kernel's cache size text (`32K`, `30720K`, `8M`) into KiB.
@@ -161,28 +260,21 @@ pub(crate) fn parse_size_kib(text: &str) -> Result<u64, ParseError> {
         .map_err(|_| ParseError::new("cache size", text, "expected a number with K, M or G"))
 }
 
-fn parse_number<T: std::str::FromStr>(
-    host: &HostRoot,
-    path: &str,
-    text: &str,
-    what: &'static str,
-) -> Result<T, DiscoverError> {
-    text.trim().parse().map_err(|_| {
-        FileError::parse(
-            host.path(path),
-            ParseError::new(what, text, "not a decimal number"),
-        )
-        .into()
-    })
-}
-
 fn read_optional_number<T: std::str::FromStr>(
-    host: &HostRoot,
-    path: &str,
+    sysfs: &mut Sysfs<'_>,
+    dir: &Dir,
+    name: &str,
 ) -> Result<Option<T>, DiscoverError> {
-    match read_text(host, path)? {
+    let host = sysfs.host();
+    match sysfs.text(dir, name)? {
         None => Ok(None),
-        Some(text) => parse_number(host, path, &text, "number").map(Some),
+        Some(text) => text.trim().parse().map(Some).map_err(|_| {
+            FileError::parse(
+                file_path(host, dir, name),
+                ParseError::new("number", text, "not a decimal number"),
+            )
+            .into()
+        }),
     }
 }
 
@@ -196,5 +288,51 @@ mod tests {
         assert_eq!(parse_size_kib("8M").unwrap(), 8192);
         assert_eq!(parse_size_kib("512").unwrap(), 512);
         assert!(parse_size_kib("lots").is_err());
+    }
+
+    /// Writes a four-CPU tree where each CPU has a private L1 (`index0`) and an L3 (`index1`)
+    /// whose `shared_cpu_map` is the given mask.
+    fn tree_with_l3_maps(masks: [&str; 4]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let cpu_dir = dir.path().join("sys/devices/system/cpu");
+        std::fs::create_dir_all(&cpu_dir).unwrap();
+        std::fs::write(cpu_dir.join("online"), "0-3\n").unwrap();
+        for (cpu, l3_mask) in masks.iter().enumerate() {
+            let cache = cpu_dir.join(format!("cpu{cpu}/cache"));
+            for (index, level, mask) in [
+                (0, "1", format!("{:x}", 1 << cpu)),
+                (1, "3", (*l3_mask).to_owned()),
+            ] {
+                let index_dir = cache.join(format!("index{index}"));
+                std::fs::create_dir_all(&index_dir).unwrap();
+                std::fs::write(index_dir.join("level"), format!("{level}\n")).unwrap();
+                std::fs::write(index_dir.join("type"), "Unified\n").unwrap();
+                std::fs::write(index_dir.join("shared_cpu_map"), format!("{mask}\n")).unwrap();
+            }
+        }
+        dir
+    }
+
+    fn l3_sets(dir: &std::path::Path) -> Vec<String> {
+        let host = telco_core::HostRoot::at(dir);
+        let topology = crate::Topology::discover(&host).unwrap();
+        topology
+            .caches_at(3, false)
+            .map(|cache| cache.cpus.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn shared_caches_appear_once() {
+        let dir = tree_with_l3_maps(["5", "a", "5", "a"]);
+        assert_eq!(l3_sets(dir.path()), ["0,2", "1,3"]);
+    }
+
+    #[test]
+    fn disagreeing_map_does_not_hide_a_cache() {
+        // CPU 2's map claims CPUs 0-3, but it is not the first of them, so it reads nothing
+        // and marks no CPU as covered. CPU 3 still reads its own L3.
+        let dir = tree_with_l3_maps(["5", "2", "f", "8"]);
+        assert_eq!(l3_sets(dir.path()), ["0,2", "1", "3"]);
     }
 }

@@ -40,8 +40,8 @@ mod cgroup;
 mod cpu;
 mod node;
 mod pci;
+mod sysfs;
 
-use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -189,19 +189,39 @@ impl Topology {
         host: &HostRoot,
         options: &DiscoverOptions,
     ) -> Result<Topology, DiscoverError> {
-        let cpus = cpu::read_cpus(host)?;
-        let caches = cache::read_caches(host, &cpus.online, &cpus.list, &cpus.cores)?;
-        let nodes = node::read_nodes(host, &cpus.online)?;
+        let mut sysfs = sysfs::Sysfs::open(host)?;
+        if !sysfs.root_exists() {
+            if host.root().exists() {
+                let not_directory = std::io::Error::from_raw_os_error(libc::ENOTDIR);
+                return Err(FileError::read(host.root(), not_directory).into());
+            }
+            return Err(DiscoverError::RootNotFound {
+                path: host.root().to_owned(),
+            });
+        }
+        if !sysfs.dir("/sys")?.exists() {
+            return Err(DiscoverError::NoSysfs {
+                path: host.root().to_owned(),
+            });
+        }
+        let cpu_dir = sysfs.dir(cpu::CPU_DIR)?;
+        let cpus = cpu::read_cpus(&mut sysfs, &cpu_dir)?;
+        let caches = cache::read_caches(&mut sysfs, &cpu_dir, &cpus)?;
+        let nodes = node::read_nodes(&mut sysfs, &cpus.online)?;
         let pci_devices = if options.skip_pci {
             Vec::new()
         } else {
-            pci::read_pci_devices(host)?
+            pci::read_pci_devices(&mut sysfs)?
         };
         let cgroup = if options.cgroup {
             cgroup::read_cgroup_cpuset(host)?
         } else {
             None
         };
+        let isolated = read_cpu_list_or_empty(&mut sysfs, &cpu_dir, "isolated")?;
+        let nohz_full = read_cpu_list_or_empty(&mut sysfs, &cpu_dir, "nohz_full")?;
+        let hugepage_dir = sysfs.dir("/sys/kernel/mm/hugepages")?;
+        let hugepage_sizes_kib = node::read_page_sizes(&mut sysfs, &hugepage_dir)?;
         let mut topology = Topology {
             possible: cpus.possible,
             present: cpus.present,
@@ -215,9 +235,9 @@ impl Topology {
             distances: nodes.distances,
             caches,
             pci_devices,
-            isolated: read_cpu_list_or_empty(host, "/sys/devices/system/cpu/isolated")?,
-            nohz_full: read_cpu_list_or_empty(host, "/sys/devices/system/cpu/nohz_full")?,
-            hugepage_sizes_kib: node::read_page_sizes(host, "/sys/kernel/mm/hugepages")?,
+            isolated,
+            nohz_full,
+            hugepage_sizes_kib,
             cgroup,
         };
         topology.link_cpus();
@@ -232,7 +252,8 @@ impl Topology {
         Ok(topology)
     }
 
-    /// Fills each CPU's NUMA node and last-level cache from the node and cache lists.
+    /// Fills each CPU's NUMA node and last-level cache from the node and cache lists. A CPU
+    /// listed by several nodes or caches gets the first one in list order.
     fn link_cpus(&mut self) {
         let last_level = self
             .caches
@@ -240,19 +261,27 @@ impl Topology {
             .filter(|cache| cache.kind != CacheKind::Instruction)
             .map(|cache| cache.level)
             .max();
-        for cpu in &mut self.cpus {
-            cpu.numa_node = self
-                .numa_nodes
-                .iter()
-                .find(|node| node.cpus.contains(cpu.id))
-                .map(|node| node.id);
-            cpu.llc = last_level.and_then(|level| {
-                self.caches.iter().position(|cache| {
-                    cache.level == level
-                        && cache.kind != CacheKind::Instruction
-                        && cache.cpus.contains(cpu.id)
-                })
-            });
+        let cpu_ids: Vec<usize> = self.cpus.iter().map(|cpu| cpu.id).collect();
+        let position = |id: usize| cpu_ids.binary_search(&id).ok();
+        for node in &self.numa_nodes {
+            for id in node.cpus.iter() {
+                if let Some(index) = position(id) {
+                    self.cpus[index].numa_node.get_or_insert(node.id);
+                }
+            }
+        }
+        let Some(level) = last_level else {
+            return;
+        };
+        for (cache_index, cache) in self.caches.iter().enumerate() {
+            if cache.level != level || cache.kind == CacheKind::Instruction {
+                continue;
+            }
+            for id in cache.cpus.iter() {
+                if let Some(index) = position(id) {
+                    self.cpus[index].llc.get_or_insert(cache_index);
+                }
+            }
         }
     }
 
@@ -309,11 +338,16 @@ impl Topology {
     }
 }
 
-/// Reads an optional CPU list file; a missing file, or the kernel's `(null)`, is the empty set.
-pub(crate) fn read_cpu_list_or_empty(host: &HostRoot, path: &str) -> Result<CpuSet, DiscoverError> {
-    match read_text(host, path)? {
+/// Reads an optional CPU list file in `dir`; a missing file, or the kernel's `(null)`, is the
+/// empty set.
+fn read_cpu_list_or_empty(
+    sysfs: &mut sysfs::Sysfs<'_>,
+    dir: &sysfs::Dir,
+    name: &str,
+) -> Result<CpuSet, DiscoverError> {
+    match sysfs.text(dir, name)? {
         Some(text) if text.trim() == "(null)" => Ok(CpuSet::new()),
-        _ => Ok(read_value(host, path)?.unwrap_or_default()),
+        _ => Ok(sysfs.value(dir, name)?.unwrap_or_default()),
     }
 }
 
@@ -321,7 +355,7 @@ pub(crate) fn read_cpu_list_or_empty(host: &HostRoot, path: &str) -> Result<CpuS
 /// (which some sysfs dumps carry) are removed.
 pub(crate) fn read_text(host: &HostRoot, path: &str) -> Result<Option<String>, FileError> {
     let full_path = host.path(path);
-    let text = match read_small_file(&full_path) {
+    let text = match std::fs::read_to_string(&full_path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(FileError::read(full_path, source)),
@@ -329,25 +363,6 @@ pub(crate) fn read_text(host: &HostRoot, path: &str) -> Result<Option<String>, F
     Ok(Some(
         text.trim_end_matches(['\n', '\0', ' ', '\t']).to_owned(),
     ))
-}
-
-/// Reads a file with as few system calls as sysfs allows: one `read` for files shorter than
-/// the buffer (a sysfs attribute is at most a page), more only for longer files.
-fn read_small_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-
-    let mut file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    let mut buffer = [0u8; 4096];
-    loop {
-        let count = file.read(&mut buffer)?;
-        bytes.extend_from_slice(&buffer[..count]);
-        if count < buffer.len() {
-            break;
-        }
-    }
-    String::from_utf8(bytes)
-        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))
 }
 
 /// Reads and parses a file, `None` when it does not exist; bad text is an error naming it.
@@ -376,63 +391,6 @@ pub(crate) fn read_int(host: &HostRoot, path: &str) -> Result<Option<i64>, FileE
             )
         }),
     }
-}
-
-/// Reads a hex mask file (`cpumap`, `shared_cpu_map`), `None` when it does not exist.
-pub(crate) fn read_mask(host: &HostRoot, path: &str) -> Result<Option<CpuSet>, FileError> {
-    match read_text(host, path)? {
-        None => Ok(None),
-        Some(text) => CpuSet::parse_mask(&text.trim().replace("0x", ""))
-            .map(Some)
-            .map_err(|error| FileError::parse(host.path(path), error)),
-    }
-}
-
-/// Reads a CPU set from the first file of `masks` that exists, else from the first of
-/// `lists`. Masks come first because hwloc reads them, and some dumps carry lists that
-/// disagree with them.
-pub(crate) fn read_cpu_set(
-    host: &HostRoot,
-    masks: &[&str],
-    lists: &[&str],
-) -> Result<Option<CpuSet>, FileError> {
-    for path in masks {
-        if let Some(set) = read_mask(host, path)? {
-            return Ok(Some(set));
-        }
-    }
-    for path in lists {
-        if let Some(set) = read_value(host, path)? {
-            return Ok(Some(set));
-        }
-    }
-    Ok(None)
-}
-
-/// Lists the names of a directory's entries; a missing directory is an empty list.
-pub(crate) fn list_dir(path: &Path) -> Result<Vec<String>, DiscoverError> {
-    let entries = match std::fs::read_dir(path) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(DiscoverError::ListDir {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| DiscoverError::ListDir {
-            path: path.to_owned(),
-            source,
-        })?;
-        if let Some(name) = entry.file_name().to_str() {
-            names.push(name.to_owned());
-        }
-    }
-    names.sort();
-    Ok(names)
 }
 
 /// Returns the numeric suffix of `name` after `prefix` (`cpu12` gives 12).

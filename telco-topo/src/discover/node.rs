@@ -1,9 +1,10 @@
 //! NUMA nodes, their memory, hugepage pools and distances from `sys/devices/system/node`.
 
 use serde::{Deserialize, Serialize};
-use telco_core::{CpuSet, FileError, HostRoot, NodeMask, ParseError};
+use telco_core::{CpuSet, FileError, NodeMask, ParseError};
 
-use super::{list_dir, numbered, read_cpu_set, read_int, read_text, read_value};
+use super::numbered;
+use super::sysfs::{Dir, Sysfs, file_path};
 use crate::error::DiscoverError;
 
 const NODE_DIR: &str = "/sys/devices/system/node";
@@ -49,21 +50,29 @@ pub(super) struct NodeScan {
     pub distances: Vec<Vec<u32>>,
 }
 
-pub(super) fn read_nodes(host: &HostRoot, online_cpus: &CpuSet) -> Result<NodeScan, DiscoverError> {
-    let mut ids: NodeMask = list_dir(&host.path(NODE_DIR))?
+pub(super) fn read_nodes(
+    sysfs: &mut Sysfs<'_>,
+    online_cpus: &CpuSet,
+) -> Result<NodeScan, DiscoverError> {
+    let node_dir = sysfs.dir(NODE_DIR)?;
+    let mut ids: NodeMask = sysfs
+        .list(&node_dir)?
         .iter()
         .filter_map(|name| numbered(name, "node"))
         .filter(|&id| id <= NodeMask::MAX_ID)
         .collect();
     if ids.is_empty() {
-        return single_node(host, online_cpus);
+        return single_node(sysfs, online_cpus);
     }
-    if let Some(online) = read_value::<NodeMask>(host, &format!("{NODE_DIR}/online"))? {
+    if let Some(online) = sysfs.value::<NodeMask>(&node_dir, "online")? {
         ids = ids.intersection(&online);
     }
     let mut nodes = Vec::with_capacity(ids.len());
+    let mut node_dirs = Vec::with_capacity(ids.len());
     for id in ids.iter() {
-        nodes.push(read_node(host, id)?);
+        let dir = sysfs.subdir(&node_dir, &format!("node{id}"))?;
+        nodes.push(read_node(sysfs, &dir, id)?);
+        node_dirs.push(dir);
     }
     if let Some(kept) = collapse_overlapping(&mut nodes, online_cpus) {
         tracing::warn!(
@@ -75,7 +84,7 @@ pub(super) fn read_nodes(host: &HostRoot, online_cpus: &CpuSet) -> Result<NodeSc
             distances: Vec::new(),
         });
     }
-    let distances = read_distances(host, &nodes)?;
+    let distances = read_distances(sysfs, &node_dirs)?;
     Ok(NodeScan { nodes, distances })
 }
 
@@ -98,9 +107,11 @@ fn collapse_overlapping(nodes: &mut Vec<NumaNode>, online_cpus: &CpuSet) -> Opti
 }
 
 /// Builds the fallback for kernels without NUMA support: one node with every CPU.
-fn single_node(host: &HostRoot, online_cpus: &CpuSet) -> Result<NodeScan, DiscoverError> {
-    let memory_kib = read_meminfo_total(host, "/proc/meminfo", "MemTotal:")?;
-    let hugepages = read_pools(host, "/sys/kernel/mm/hugepages")?;
+fn single_node(sysfs: &mut Sysfs<'_>, online_cpus: &CpuSet) -> Result<NodeScan, DiscoverError> {
+    let proc_dir = sysfs.dir("/proc")?;
+    let memory_kib = read_meminfo_total(sysfs, &proc_dir, "meminfo", "MemTotal:")?;
+    let pool_dir = sysfs.dir("/sys/kernel/mm/hugepages")?;
+    let hugepages = read_pools(sysfs, &pool_dir)?;
     Ok(NodeScan {
         nodes: vec![NumaNode {
             id: 0,
@@ -112,16 +123,13 @@ fn single_node(host: &HostRoot, online_cpus: &CpuSet) -> Result<NodeScan, Discov
     })
 }
 
-fn read_node(host: &HostRoot, id: usize) -> Result<NumaNode, DiscoverError> {
-    let dir = format!("{NODE_DIR}/node{id}");
-    let cpus = read_cpu_set(
-        host,
-        &[&format!("{dir}/cpumap")],
-        &[&format!("{dir}/cpulist")],
-    )?
-    .unwrap_or_default();
-    let memory_kib = read_meminfo_total(host, &format!("{dir}/meminfo"), "MemTotal:")?;
-    let hugepages = read_pools(host, &format!("{dir}/hugepages"))?;
+fn read_node(sysfs: &mut Sysfs<'_>, dir: &Dir, id: usize) -> Result<NumaNode, DiscoverError> {
+    let cpus = sysfs
+        .cpu_set(dir, &["cpumap"], &["cpulist"])?
+        .unwrap_or_default();
+    let memory_kib = read_meminfo_total(sysfs, dir, "meminfo", "MemTotal:")?;
+    let pool_dir = sysfs.subdir(dir, "hugepages")?;
+    let hugepages = read_pools(sysfs, &pool_dir)?;
     Ok(NumaNode {
         id,
         cpus,
@@ -132,11 +140,13 @@ fn read_node(host: &HostRoot, id: usize) -> Result<NumaNode, DiscoverError> {
 
 /// Reads the `kB` value of the line whose key (after an optional `Node N` prefix) is `key`.
 fn read_meminfo_total(
-    host: &HostRoot,
-    path: &str,
+    sysfs: &mut Sysfs<'_>,
+    dir: &Dir,
+    name: &str,
     key: &str,
 ) -> Result<Option<u64>, DiscoverError> {
-    let Some(text) = read_text(host, path)? else {
+    let host = sysfs.host();
+    let Some(text) = sysfs.text(dir, name)? else {
         return Ok(None);
     };
     for line in text.lines() {
@@ -151,7 +161,7 @@ fn read_meminfo_total(
         let value = words.next().unwrap_or("");
         return value.parse().map(Some).map_err(|_| {
             FileError::parse(
-                host.path(path),
+                file_path(host, dir, name),
                 ParseError::new("meminfo line", line, "expected a size in kB"),
             )
             .into()
@@ -161,8 +171,9 @@ fn read_meminfo_total(
 }
 
 /// Page sizes in KiB from the names of a `hugepages` directory.
-pub(super) fn read_page_sizes(host: &HostRoot, dir: &str) -> Result<Vec<u64>, DiscoverError> {
-    let mut sizes: Vec<u64> = list_dir(&host.path(dir))?
+pub(super) fn read_page_sizes(sysfs: &mut Sysfs<'_>, dir: &Dir) -> Result<Vec<u64>, DiscoverError> {
+    let mut sizes: Vec<u64> = sysfs
+        .list(dir)?
         .iter()
         .filter_map(|name| pool_size_kib(name))
         .collect();
@@ -177,13 +188,13 @@ fn pool_size_kib(name: &str) -> Option<u64> {
         .ok()
 }
 
-fn read_pools(host: &HostRoot, dir: &str) -> Result<Vec<HugepagePool>, DiscoverError> {
+fn read_pools(sysfs: &mut Sysfs<'_>, dir: &Dir) -> Result<Vec<HugepagePool>, DiscoverError> {
     let mut pools = Vec::new();
-    for size_kib in read_page_sizes(host, dir)? {
-        let pool = format!("{dir}/hugepages-{size_kib}kB");
-        let count = |name: &str| -> Result<u64, DiscoverError> {
-            let path = format!("{pool}/{name}");
-            Ok(read_int(host, &path)?
+    for size_kib in read_page_sizes(sysfs, dir)? {
+        let mut count = |name: &str| -> Result<u64, DiscoverError> {
+            let file = format!("hugepages-{size_kib}kB/{name}");
+            Ok(sysfs
+                .int(dir, &file)?
                 .and_then(|count| u64::try_from(count).ok())
                 .unwrap_or(0))
         };
@@ -200,11 +211,14 @@ fn read_pools(host: &HostRoot, dir: &str) -> Result<Vec<HugepagePool>, DiscoverE
 /// Reads each node's `distance` row. The kernel prints one value per online node in id order.
 /// A row of another length (nodes filtered out, a broken firmware table) leaves the whole
 /// matrix empty, with a warning.
-fn read_distances(host: &HostRoot, nodes: &[NumaNode]) -> Result<Vec<Vec<u32>>, DiscoverError> {
-    let mut rows = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let path = format!("{NODE_DIR}/node{}/distance", node.id);
-        let Some(text) = read_text(host, &path)? else {
+fn read_distances(
+    sysfs: &mut Sysfs<'_>,
+    node_dirs: &[Dir],
+) -> Result<Vec<Vec<u32>>, DiscoverError> {
+    let host = sysfs.host();
+    let mut rows = Vec::with_capacity(node_dirs.len());
+    for dir in node_dirs {
+        let Some(text) = sysfs.text(dir, "distance")? else {
             return Ok(Vec::new());
         };
         let row: Vec<u32> = text
@@ -213,15 +227,15 @@ fn read_distances(host: &HostRoot, nodes: &[NumaNode]) -> Result<Vec<Vec<u32>>, 
             .collect::<Result<_, _>>()
             .map_err(|_| {
                 FileError::parse(
-                    host.path(&path),
-                    ParseError::new("distance row", &text, "expected decimal distances"),
+                    file_path(host, dir, "distance"),
+                    ParseError::new("distance row", text, "expected decimal distances"),
                 )
             })?;
-        if row.len() != nodes.len() {
+        if row.len() != node_dirs.len() {
             tracing::warn!(
-                path = %host.path(&path).display(),
+                path = %file_path(host, dir, "distance").display(),
                 values = row.len(),
-                nodes = nodes.len(),
+                nodes = node_dirs.len(),
                 "NUMA distance row does not match the online nodes; distances left out"
             );
             return Ok(Vec::new());

@@ -1,9 +1,10 @@
 //! PCI devices from `sys/bus/pci/devices`.
 
 use serde::{Deserialize, Serialize};
-use telco_core::{CpuSet, FileError, HostRoot, ParseError, PciAddress};
+use telco_core::{CpuSet, FileError, ParseError, PciAddress};
 
-use super::{list_dir, read_cpu_set, read_int, read_text};
+use super::numbered;
+use super::sysfs::{Dir, Sysfs, file_path};
 use crate::error::DiscoverError;
 
 const PCI_DIR: &str = "/sys/bus/pci/devices";
@@ -26,7 +27,8 @@ pub struct PciDevice {
     pub numa_node: Option<usize>,
     /// CPUs near the device (`local_cpulist` or `local_cpus`).
     pub local_cpus: Option<CpuSet>,
-    /// Network interfaces of the device (`net/`).
+    /// Network interfaces of the device: the entries of `net/`, and for virtio devices those of
+    /// `virtioN/net/`, where the virtio driver puts them.
     pub net: Vec<String>,
     /// Virtual functions the device supports (`sriov_totalvfs`), for SR-IOV physical functions.
     pub sriov_totalvfs: Option<u32>,
@@ -34,74 +36,99 @@ pub struct PciDevice {
     pub sriov_numvfs: Option<u32>,
 }
 
+/// PCI vendor id of virtio devices (Red Hat, formerly Qumranet).
+const VIRTIO_VENDOR: u16 = 0x1af4;
+
 /// Reads every device; entries whose name is not a PCI address are skipped with a warning.
-pub(super) fn read_pci_devices(host: &HostRoot) -> Result<Vec<PciDevice>, DiscoverError> {
+pub(super) fn read_pci_devices(sysfs: &mut Sysfs<'_>) -> Result<Vec<PciDevice>, DiscoverError> {
+    let pci_dir = sysfs.dir(PCI_DIR)?;
     let mut devices = Vec::new();
-    for name in list_dir(&host.path(PCI_DIR))? {
+    for name in sysfs.list(&pci_dir)? {
         let Ok(address) = name.parse::<PciAddress>() else {
             tracing::warn!(entry = %name, "skipping a PCI device entry that is not an address");
             continue;
         };
-        devices.push(read_device(host, address, &format!("{PCI_DIR}/{name}"))?);
+        let dir = sysfs.subdir(&pci_dir, &name)?;
+        devices.push(read_device(sysfs, address, &dir)?);
     }
     devices.sort_by_key(|device| device.address);
     Ok(devices)
 }
 
 fn read_device(
-    host: &HostRoot,
+    sysfs: &mut Sysfs<'_>,
     address: PciAddress,
-    dir: &str,
+    dir: &Dir,
 ) -> Result<PciDevice, DiscoverError> {
-    let numa_node =
-        read_int(host, &format!("{dir}/numa_node"))?.and_then(|node| usize::try_from(node).ok());
-    let local_cpus = read_cpu_set(
-        host,
-        &[&format!("{dir}/local_cpus")],
-        &[&format!("{dir}/local_cpulist")],
-    )?;
-    let driver = std::fs::read_link(host.path(format!("{dir}/driver")))
-        .ok()
-        .and_then(|target| target.file_name()?.to_str().map(str::to_owned));
+    let numa_node = sysfs
+        .int(dir, "numa_node")?
+        .and_then(|node| usize::try_from(node).ok());
+    let local_cpus: Option<CpuSet> = sysfs.cpu_set(dir, &["local_cpus"], &["local_cpulist"])?;
+    let driver = sysfs.link_name(dir, "driver");
+    let vendor = read_hex_u16(sysfs, dir, "vendor")?;
+    let mut net = sysfs.list_at(dir, "net")?;
+    if vendor == VIRTIO_VENDOR {
+        net.extend(read_virtio_net(sysfs, dir)?);
+    }
     Ok(PciDevice {
         address,
-        class: read_hex(host, &format!("{dir}/class"))?.unwrap_or(0),
-        vendor: read_hex_u16(host, &format!("{dir}/vendor"))?,
-        device: read_hex_u16(host, &format!("{dir}/device"))?,
+        class: read_hex(sysfs, dir, "class")?.unwrap_or(0),
+        vendor,
+        device: read_hex_u16(sysfs, dir, "device")?,
         driver,
         numa_node,
         local_cpus,
-        net: list_dir(&host.path(format!("{dir}/net")))?,
-        sriov_totalvfs: read_decimal(host, &format!("{dir}/sriov_totalvfs"))?,
-        sriov_numvfs: read_decimal(host, &format!("{dir}/sriov_numvfs"))?,
+        net,
+        sriov_totalvfs: read_decimal(sysfs, dir, "sriov_totalvfs")?,
+        sriov_numvfs: read_decimal(sysfs, dir, "sriov_numvfs")?,
     })
 }
 
-fn read_hex(host: &HostRoot, path: &str) -> Result<Option<u32>, DiscoverError> {
-    let Some(text) = read_text(host, path)? else {
+/// Interfaces of a virtio PCI device, which the virtio driver registers under the device's
+/// `virtioN` child (`0000:00:03.0/virtio0/net/eth0`) rather than under its `net/`.
+fn read_virtio_net(sysfs: &mut Sysfs<'_>, dir: &Dir) -> Result<Vec<String>, DiscoverError> {
+    let mut interfaces = Vec::new();
+    for child in sysfs.list(dir)? {
+        if numbered(&child, "virtio").is_none() {
+            continue;
+        }
+        interfaces.extend(sysfs.list_at(dir, &format!("{child}/net"))?);
+    }
+    Ok(interfaces)
+}
+
+fn read_hex(sysfs: &mut Sysfs<'_>, dir: &Dir, name: &str) -> Result<Option<u32>, DiscoverError> {
+    let host = sysfs.host();
+    let Some(text) = sysfs.text(dir, name)? else {
         return Ok(None);
     };
     let digits = text.trim().trim_start_matches("0x");
     u32::from_str_radix(digits, 16).map(Some).map_err(|_| {
         FileError::parse(
-            host.path(path),
-            ParseError::new("hex id", &text, "not a hex number"),
+            file_path(host, dir, name),
+            ParseError::new("hex id", text, "not a hex number"),
         )
         .into()
     })
 }
 
-fn read_hex_u16(host: &HostRoot, path: &str) -> Result<u16, DiscoverError> {
-    let value = read_hex(host, path)?.unwrap_or(0);
+fn read_hex_u16(sysfs: &mut Sysfs<'_>, dir: &Dir, name: &str) -> Result<u16, DiscoverError> {
+    let value = read_hex(sysfs, dir, name)?.unwrap_or(0);
     u16::try_from(value).map_err(|_| {
         FileError::parse(
-            host.path(path),
+            sysfs.file_path(dir, name),
             ParseError::new("PCI id", &format!("{value:#x}"), "exceeds 16 bits"),
         )
         .into()
     })
 }
 
-fn read_decimal(host: &HostRoot, path: &str) -> Result<Option<u32>, DiscoverError> {
-    Ok(read_int(host, path)?.and_then(|value| u32::try_from(value).ok()))
+fn read_decimal(
+    sysfs: &mut Sysfs<'_>,
+    dir: &Dir,
+    name: &str,
+) -> Result<Option<u32>, DiscoverError> {
+    Ok(sysfs
+        .int(dir, name)?
+        .and_then(|value| u32::try_from(value).ok()))
 }
