@@ -6,7 +6,10 @@
 use std::collections::VecDeque;
 
 use proptest::prelude::*;
-use telco_net::ring::{Multi, RingBuilder, RingError, Single};
+use telco_net::ring::{
+    Consumer, Multi, MultiHts, MultiRts, Producer, RingBuilder, RingError, Single, SyncMode,
+    SyncType,
+};
 
 #[test]
 fn power_of_two_count_gives_count_minus_one_capacity() {
@@ -143,9 +146,9 @@ fn dropped_zero_copy_reservation_publishes_nothing() {
     assert!(producer.enqueue_zc_bulk(4).is_none());
 }
 
-fn run_threads<P: telco_net::ring::SyncMode, C: telco_net::ring::SyncMode>(
-    producers: Vec<telco_net::ring::Producer<u64, P>>,
-    consumers: Vec<telco_net::ring::Consumer<u64, C>>,
+fn run_threads<P: SyncMode, C: SyncMode>(
+    producers: Vec<Producer<u64, P>>,
+    consumers: Vec<Consumer<u64, C>>,
     per_producer: u64,
     burst: usize,
 ) {
@@ -215,6 +218,199 @@ fn mp_mc_threads_deliver_every_element_once() {
         50_000,
         8,
     );
+}
+
+#[test]
+fn rts_threads_deliver_every_element_once() {
+    let (producer, consumer) = RingBuilder::new(64)
+        .build::<u64, MultiRts, MultiRts>()
+        .unwrap();
+    run_threads(
+        vec![producer.clone(), producer],
+        vec![consumer.clone(), consumer],
+        50_000,
+        8,
+    );
+}
+
+#[test]
+fn hts_threads_deliver_every_element_once() {
+    let (producer, consumer) = RingBuilder::new(64)
+        .build::<u64, MultiHts, MultiHts>()
+        .unwrap();
+    run_threads(
+        vec![producer.clone(), producer],
+        vec![consumer.clone(), consumer],
+        50_000,
+        8,
+    );
+}
+
+#[test]
+fn mixed_modes_deliver_every_element_once() {
+    let (producer, consumer) = RingBuilder::new(64)
+        .prod_htd_max(1)
+        .build::<u64, MultiRts, MultiHts>()
+        .unwrap();
+    run_threads(
+        vec![producer.clone(), producer],
+        vec![consumer.clone(), consumer],
+        50_000,
+        5,
+    );
+    let (producer, consumer) = RingBuilder::new(64)
+        .cons_htd_max(64)
+        .build::<u64, MultiHts, MultiRts>()
+        .unwrap();
+    run_threads(
+        vec![producer.clone(), producer],
+        vec![consumer.clone(), consumer],
+        50_000,
+        5,
+    );
+}
+
+/// The value producer `p` sends as its `i`-th element: distinct per producer and position.
+fn stress_element(p: u64, i: u64) -> u64 {
+    (p << 40 | i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Runs 4 producers and 4 consumers (more threads than this test expects cores, so threads are
+/// preempted in the middle of operations) passing 4 x 750 000 elements in bulks of 8, and checks
+/// the count, the sum and the xor of what the consumers received.
+fn oversubscribed_stress<P: SyncMode, C: SyncMode>(builder: RingBuilder)
+where
+    Producer<u64, P>: Clone,
+    Consumer<u64, C>: Clone,
+{
+    const THREADS: u64 = 4;
+    const PER_PRODUCER: u64 = 750_000;
+    const BULK: usize = 8;
+    let total = THREADS * PER_PRODUCER;
+    let (producer, consumer) = builder.build::<u64, P, C>().unwrap();
+    let received = std::sync::atomic::AtomicU64::new(0);
+    let sums: Vec<(u64, u64, u64)> = std::thread::scope(|scope| {
+        for p in 0..THREADS {
+            let mut producer = producer.clone();
+            scope.spawn(move || {
+                let mut batch = [0u64; BULK];
+                let mut next = 0;
+                while next < PER_PRODUCER {
+                    for (slot, i) in batch.iter_mut().zip(next..) {
+                        *slot = stress_element(p, i);
+                    }
+                    let n = BULK.min((PER_PRODUCER - next) as usize);
+                    if producer.enqueue_bulk(&batch[..n]) == n {
+                        next += n as u64;
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+        }
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let mut consumer = consumer.clone();
+                let received = &received;
+                scope.spawn(move || {
+                    let (mut count, mut sum, mut xor) = (0u64, 0u64, 0u64);
+                    let mut buffer = [0u64; BULK];
+                    while received.load(std::sync::atomic::Ordering::Relaxed) < total {
+                        let n = consumer.dequeue_burst(&mut buffer);
+                        if n == 0 {
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        received.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                        for value in &buffer[..n] {
+                            count += 1;
+                            sum = sum.wrapping_add(*value);
+                            xor ^= *value;
+                        }
+                    }
+                    (count, sum, xor)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (mut count, mut sum, mut xor) = (0u64, 0u64, 0u64);
+    for (c, s, x) in sums {
+        count += c;
+        sum = sum.wrapping_add(s);
+        xor ^= x;
+    }
+    let expected = (0..THREADS).flat_map(|p| (0..PER_PRODUCER).map(move |i| stress_element(p, i)));
+    let (expected_sum, expected_xor) =
+        expected.fold((0u64, 0u64), |(s, x), v| (s.wrapping_add(v), x ^ v));
+    assert_eq!(count, total, "elements lost or duplicated");
+    assert_eq!(sum, expected_sum, "sum of elements differs");
+    assert_eq!(xor, expected_xor, "xor of elements differs");
+    assert!(consumer.is_empty());
+}
+
+#[test]
+fn rts_stress_with_more_threads_than_cores() {
+    oversubscribed_stress::<MultiRts, MultiRts>(RingBuilder::new(1024));
+}
+
+#[test]
+fn hts_stress_with_more_threads_than_cores() {
+    oversubscribed_stress::<MultiHts, MultiHts>(RingBuilder::new(1024));
+}
+
+#[test]
+fn mp_mc_stress_with_more_threads_than_cores() {
+    oversubscribed_stress::<Multi, Multi>(RingBuilder::new(1024));
+}
+
+#[test]
+fn htd_max_is_rejected_for_sides_not_in_rts_mode() {
+    let error = RingBuilder::new(64)
+        .prod_htd_max(4)
+        .build::<u64, Multi, MultiRts>()
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RingError::HtdMaxWithoutRts {
+                side: "producer",
+                mode: SyncType::Multi
+            }
+        ),
+        "{error}"
+    );
+    let error = RingBuilder::new(64)
+        .cons_htd_max(4)
+        .build::<u64, MultiRts, MultiHts>()
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RingError::HtdMaxWithoutRts {
+                side: "consumer",
+                mode: SyncType::MultiHts
+            }
+        ),
+        "{error}"
+    );
+}
+
+/// An RTS side whose distance allows no second operation in flight still moves every element.
+#[test]
+fn rts_with_zero_distance_moves_elements() {
+    let (mut producer, mut consumer) = RingBuilder::new(8)
+        .prod_htd_max(0)
+        .cons_htd_max(0)
+        .build::<u64, MultiRts, MultiRts>()
+        .unwrap();
+    assert_eq!(producer.enqueue_bulk(&[1, 2, 3]), 3);
+    assert_eq!(producer.enqueue_burst(&[4, 5, 6, 7, 8]), 4);
+    assert!(producer.is_full());
+    let mut out = [0u64; 8];
+    assert_eq!(consumer.dequeue_bulk(&mut out[..8]), 0);
+    assert_eq!(consumer.dequeue_burst(&mut out), 7);
+    assert_eq!(&out[..7], &[1, 2, 3, 4, 5, 6, 7]);
 }
 
 #[test]
@@ -307,5 +503,89 @@ proptest! {
             prop_assert_eq!(producer.count(), model.len());
             prop_assert_eq!(consumer.free_count(), capacity - model.len());
         }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum CopyOp {
+    EnqueueBulk(usize),
+    EnqueueBurst(usize),
+    DequeueBulk(usize),
+    DequeueBurst(usize),
+}
+
+fn copy_op() -> impl Strategy<Value = CopyOp> {
+    prop_oneof![
+        (0..12usize).prop_map(CopyOp::EnqueueBulk),
+        (0..12usize).prop_map(CopyOp::EnqueueBurst),
+        (0..12usize).prop_map(CopyOp::DequeueBulk),
+        (0..12usize).prop_map(CopyOp::DequeueBurst),
+    ]
+}
+
+/// Applies `ops` from one thread to a ring in modes `P` and `C` and to a `VecDeque`, and checks
+/// that they agree after each step.
+fn check_against_deque<P: SyncMode, C: SyncMode>(
+    builder: RingBuilder,
+    ops: &[CopyOp],
+) -> Result<(), TestCaseError> {
+    let (mut producer, mut consumer) = builder.build::<u32, P, C>().unwrap();
+    let capacity = producer.capacity();
+    let mut model = VecDeque::new();
+    let mut next = 0u32;
+    for op in ops {
+        match *op {
+            CopyOp::EnqueueBulk(n) | CopyOp::EnqueueBurst(n) => {
+                let values: Vec<u32> = (next..next + n as u32).collect();
+                let free = capacity - model.len();
+                let (done, expected) = match op {
+                    CopyOp::EnqueueBulk(_) => (
+                        producer.enqueue_bulk(&values),
+                        if n <= free { n } else { 0 },
+                    ),
+                    _ => (producer.enqueue_burst(&values), n.min(free)),
+                };
+                prop_assert_eq!(done, expected);
+                model.extend(&values[..done]);
+                next += done as u32;
+            }
+            CopyOp::DequeueBulk(n) | CopyOp::DequeueBurst(n) => {
+                let mut out = vec![0; n];
+                let (done, expected) = match op {
+                    CopyOp::DequeueBulk(_) => (
+                        consumer.dequeue_bulk(&mut out),
+                        if n <= model.len() { n } else { 0 },
+                    ),
+                    _ => (consumer.dequeue_burst(&mut out), n.min(model.len())),
+                };
+                prop_assert_eq!(done, expected);
+                let want: Vec<u32> = model.drain(..done).collect();
+                prop_assert_eq!(&out[..done], &want[..]);
+            }
+        }
+        prop_assert_eq!(producer.count(), model.len());
+        prop_assert_eq!(consumer.free_count(), capacity - model.len());
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn rts_and_hts_rings_match_a_deque(
+        count in 1u32..20,
+        exact in any::<bool>(),
+        htd_max in 0u32..20,
+        ops in proptest::collection::vec(copy_op(), 1..200),
+    ) {
+        let count = if exact { count } else { count.next_power_of_two().max(2) };
+        let builder = RingBuilder::new(count).exact_size(exact);
+        check_against_deque::<MultiRts, MultiRts>(
+            builder.prod_htd_max(htd_max).cons_htd_max(htd_max),
+            &ops,
+        )?;
+        check_against_deque::<MultiHts, MultiHts>(builder, &ops)?;
+        check_against_deque::<MultiRts, MultiHts>(builder, &ops)?;
+        check_against_deque::<MultiHts, Single>(builder, &ops)?;
+        check_against_deque::<Single, MultiRts>(builder, &ops)?;
     }
 }

@@ -5,7 +5,10 @@
 
 use std::os::fd::OwnedFd;
 
-use telco_net::ring::{Multi, RingBuilder, RingError, SharedMapping, SharedRing, Single};
+use telco_net::ring::{
+    FLAG_MP_HTS_ENQ, FLAG_MP_RTS_ENQ, FLAG_SC_DEQ, FLAG_SP_ENQ, Multi, MultiHts, MultiRts,
+    RingBuilder, RingError, SharedMapping, SharedRing, Single, SyncType,
+};
 
 /// Byte offsets of the header fields, as the layout fixes them.
 const VERSION: usize = 8;
@@ -14,10 +17,12 @@ const ELEM_SIZE: usize = 16;
 const SLOTS: usize = 24;
 const CAPACITY: usize = 28;
 const SLOTS_OFFSET: usize = 32;
+const PROD_HTD_MAX: usize = 40;
+const CONS_HTD_MAX: usize = 44;
 const PROD_HEAD: usize = 128;
-const PROD_TAIL: usize = 132;
+const PROD_TAIL: usize = 136;
 const CONS_HEAD: usize = 256;
-const CONS_TAIL: usize = 260;
+const CONS_TAIL: usize = 264;
 
 /// A second mapping of a ring's memfd, through which the test plays a hostile peer.
 fn peer_view(ring: &SharedRing<u64>) -> SharedMapping {
@@ -47,6 +52,18 @@ fn poke_u64(view: &SharedMapping, offset: usize, value: u64) {
             .cast::<u64>()
             .write_volatile(value)
     };
+}
+
+fn peek_u64(view: &SharedMapping, offset: usize) -> u64 {
+    assert!(offset + 8 <= view.len());
+    // SAFETY: in bounds of the mapping and 8-byte aligned; a volatile read of shared memory.
+    unsafe {
+        view.base()
+            .as_ptr()
+            .add(offset)
+            .cast::<u64>()
+            .read_volatile()
+    }
 }
 
 fn fresh_ring() -> SharedRing<u64> {
@@ -180,6 +197,104 @@ fn attach_rejects_a_mode_the_ring_was_not_made_with() {
 }
 
 #[test]
+fn attach_rejects_two_modes_for_one_side() {
+    for flags in [
+        FLAG_SP_ENQ | FLAG_MP_RTS_ENQ | FLAG_SC_DEQ,
+        FLAG_MP_RTS_ENQ | FLAG_MP_HTS_ENQ | FLAG_SC_DEQ,
+    ] {
+        let error = attach_after(|view| poke_u32(view, FLAGS, flags)).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                RingError::InvalidHeader {
+                    reason: "more than one mode flag for one side"
+                }
+            ),
+            "flags {flags:#x}: {error}"
+        );
+    }
+}
+
+#[test]
+fn attach_rejects_head_tail_distances_out_of_range() {
+    // A distance on a side that is not in RTS mode.
+    let error = attach_after(|view| poke_u32(view, PROD_HTD_MAX, 1)).unwrap_err();
+    assert!(matches!(error, RingError::InvalidHeader { .. }), "{error}");
+    // A distance beyond the capacity on an RTS side.
+    let ring = RingBuilder::new(64)
+        .create_memfd::<u64, MultiRts, MultiRts>("ring-rts-htd")
+        .unwrap();
+    let view = peer_view(&ring);
+    poke_u32(&view, CONS_HTD_MAX, 64);
+    let error = SharedRing::<u64>::attach_fd(ring.fd().try_clone_to_owned().unwrap()).unwrap_err();
+    assert!(matches!(error, RingError::InvalidHeader { .. }), "{error}");
+    poke_u32(&view, CONS_HTD_MAX, 63);
+    SharedRing::<u64>::attach_fd(ring.fd().try_clone_to_owned().unwrap())
+        .expect("a distance equal to the capacity is valid");
+}
+
+#[test]
+fn rts_and_hts_modes_survive_attach() {
+    let ring = RingBuilder::new(64)
+        .prod_htd_max(5)
+        .create_memfd::<u64, MultiRts, MultiHts>("ring-rts-hts")
+        .unwrap();
+    let view = peer_view(&ring);
+    let attached = SharedRing::<u64>::attach_fd(ring.fd().try_clone_to_owned().unwrap()).unwrap();
+    assert_eq!(attached.producer_sync_type(), SyncType::MultiRts);
+    assert_eq!(attached.consumer_sync_type(), SyncType::MultiHts);
+    // SAFETY: in bounds of the mapping; nobody writes the metadata after creation.
+    let htd_max = unsafe {
+        view.base()
+            .as_ptr()
+            .add(PROD_HTD_MAX)
+            .cast::<u32>()
+            .read_volatile()
+    };
+    assert_eq!(htd_max, 5, "the header records the producer's distance");
+
+    let error = attached.into_producer::<Multi>().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RingError::ModeMismatch {
+                side: "producer",
+                ring: SyncType::MultiRts,
+                requested: SyncType::Multi,
+            }
+        ),
+        "{error}"
+    );
+    let attached = SharedRing::<u64>::attach_fd(ring.fd().try_clone_to_owned().unwrap()).unwrap();
+    let error = attached.into_consumer::<MultiRts>().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RingError::ModeMismatch {
+                side: "consumer",
+                ring: SyncType::MultiHts,
+                ..
+            }
+        ),
+        "{error}"
+    );
+
+    let mut producer = ring.into_producer::<MultiRts>().unwrap();
+    let attached = SharedRing::<u64>::attach_fd(view.fd().try_clone_to_owned().unwrap()).unwrap();
+    let mut consumer = attached.into_consumer::<MultiHts>().unwrap();
+    assert_eq!(producer.enqueue_bulk(&[7, 8, 9]), 3);
+    let mut out = [0u64; 4];
+    assert_eq!(consumer.dequeue_burst(&mut out), 3);
+    assert_eq!(&out[..3], &[7, 8, 9]);
+
+    // RTS words: position 3 after one operation, counted in both head and tail.
+    assert_eq!(peek_u64(&view, PROD_HEAD), 3 | 1 << 32);
+    assert_eq!(peek_u64(&view, PROD_TAIL), 3 | 1 << 32);
+    // HTS word: tail 3 in the low half, head 3 in the high half.
+    assert_eq!(peek_u64(&view, CONS_TAIL), 3 | 3 << 32);
+}
+
+#[test]
 fn hostile_indices_stay_inside_the_ring() {
     let ring = RingBuilder::new(64)
         .create_memfd::<u64, Multi, Multi>("ring-hostile")
@@ -190,14 +305,44 @@ fn hostile_indices_stay_inside_the_ring() {
     let hostile = [u32::MAX, 0x8000_0000, 0x7fff_ffff, 12_345_678, 1];
     for &prod in &hostile {
         for &cons in &hostile {
-            poke_u32(&view, PROD_HEAD, prod);
-            poke_u32(&view, PROD_TAIL, prod);
-            poke_u32(&view, CONS_HEAD, cons);
-            poke_u32(&view, CONS_TAIL, cons);
+            poke_u64(&view, PROD_HEAD, u64::from(prod));
+            poke_u64(&view, PROD_TAIL, u64::from(prod));
+            poke_u64(&view, CONS_HEAD, u64::from(cons));
+            poke_u64(&view, CONS_TAIL, u64::from(cons));
             assert!(consumer.count() <= 63);
             assert!(consumer.dequeue_burst(&mut out) <= 63);
             assert!(producer.enqueue_burst(&out[..100]) <= 63);
             assert!(producer.free_count() <= 63);
+        }
+    }
+}
+
+/// Arbitrary but self-consistent words (RTS counters equal in head and tail, HTS head equal to
+/// tail) keep RTS and HTS sides inside the ring too. Inconsistent words make the side's threads
+/// wait, as an unfinished peer operation would.
+#[test]
+fn hostile_rts_and_hts_words_stay_inside_the_ring() {
+    let hostile = [u32::MAX, 0x8000_0000, 0x7fff_ffff, 12_345_678, 1];
+    let word = |position: u32, high: u32| u64::from(position) | u64::from(high) << 32;
+
+    let ring = RingBuilder::new(64)
+        .prod_htd_max(63)
+        .create_memfd::<u64, MultiRts, MultiHts>("ring-hostile-rts")
+        .unwrap();
+    let view = peer_view(&ring);
+    let (mut producer, mut consumer) = ring.split::<MultiRts, MultiHts>().unwrap();
+    let mut out = vec![0u64; 1000];
+    for &prod in &hostile {
+        for &cons in &hostile {
+            let counter = prod.rotate_left(7);
+            poke_u64(&view, PROD_HEAD, word(prod, counter));
+            poke_u64(&view, PROD_TAIL, word(prod, counter));
+            poke_u64(&view, CONS_TAIL, word(cons, cons));
+            assert!(consumer.count() <= 63);
+            assert!(consumer.dequeue_burst(&mut out) <= 63);
+            assert!(producer.enqueue_burst(&out[..100]) <= 63);
+            assert!(producer.free_count() <= 63);
+            assert!(consumer.dequeue_burst(&mut out) <= 63);
         }
     }
 }

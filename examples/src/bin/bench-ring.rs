@@ -6,6 +6,13 @@
 //! APIs" rows, which move 8-byte pointers), and crossbeam's from the same loops as `ring-perf`
 //! with `push`/`pop` (crossbeam has no bulk calls, so a bulk of N is N pushes and N pops). Prints
 //! one JSON object per row for `cargo xtask bench`.
+//!
+//! The oversubscribed rows compare our own modes: 4 producer and 4 consumer threads share the two
+//! CPUs (two of each pinned to each CPU), so the scheduler preempts threads in the middle of ring
+//! operations. Each row gives the throughput of the RTS or HTS mode as "ours" and of the MP/MC
+//! mode in the same loop as the peer, in million elements per second (the median of
+//! `OVERSUBSCRIBED_RUNS` runs). A thread that finds the ring full or empty yields its CPU.
+//! `bench-ring --oversubscribed-only` prints only these rows.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -16,13 +23,23 @@ use anyhow::{Context, bail};
 use crossbeam_queue::ArrayQueue;
 use nix::sched::{CpuSet, sched_setaffinity};
 use nix::unistd::Pid;
+use telco_net::ring::{Consumer, Multi, MultiHts, MultiRts, Producer, RingBuilder, SyncMode};
 
 const CPUS: [usize; 2] = [0, 1];
 const RING_SIZE: usize = 4096;
 const ITERATIONS: u64 = 1 << 20;
 const TWO_CORE_ITERATIONS: u64 = 1 << 16;
+/// Producer threads and consumer threads of the oversubscribed rows, each.
+const OVERSUBSCRIBED_THREADS: usize = 4;
+/// Elements each producer of the oversubscribed rows enqueues: a multiple of every bulk size.
+const OVERSUBSCRIBED_PER_PRODUCER: u64 = 1 << 16;
+/// Runs per oversubscribed measurement; the row reports the median.
+const OVERSUBSCRIBED_RUNS: usize = 3;
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|arg| arg == "--oversubscribed-only") {
+        return print_oversubscribed_rows();
+    }
     let ours = run_ring_perf()?;
     let dpdk = run_dpdk_test().unwrap_or_else(|error| {
         eprintln!("bench-ring: dpdk-test failed: {error:#}");
@@ -57,7 +74,113 @@ fn main() -> anyhow::Result<()> {
             })
         );
     }
+    print_oversubscribed_rows()
+}
+
+/// Prints rows comparing RTS and HTS with MP/MC when 8 threads share the two CPUs, each as soon
+/// as it is measured.
+///
+/// The threads yield their CPU when the ring is full or empty. Rows where they spin instead are
+/// left out: with more spinning threads than CPUs a run's length depends on the scheduler's time
+/// slices, and on a busy machine one run took over 5 minutes.
+fn print_oversubscribed_rows() -> anyhow::Result<()> {
+    for bulk in [8usize, 32] {
+        let mp_mc = median_rate(|| oversubscribed::<Multi, Multi>(bulk))?;
+        let rts = median_rate(|| oversubscribed::<MultiRts, MultiRts>(bulk))?;
+        let hts = median_rate(|| oversubscribed::<MultiHts, MultiHts>(bulk))?;
+        for (mode, rate) in [("RTS", rts), ("HTS", hts)] {
+            let row = serde_json::json!({
+            "row": format!(
+                "ring 4P/4C threads on 2 CPUs bulk {bulk} {mode}/{mode} vs MP/MC, yielding when idle"
+            ),
+                "unit": "million elements/s",
+                "ours": (rate * 100.0).round() / 100.0,
+                "peer_name": "our MP/MC ring in the same loop",
+                "peer": (mp_mc * 100.0).round() / 100.0,
+                "better": "higher",
+                "goal": format!("{mode} faster than MP/MC under oversubscription"),
+            });
+            println!("{row}");
+        }
+    }
     Ok(())
+}
+
+fn median_rate(mut measure: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    let mut rates = (0..OVERSUBSCRIBED_RUNS)
+        .map(|_| measure())
+        .collect::<anyhow::Result<Vec<f64>>>()?;
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
+}
+
+/// Moves `OVERSUBSCRIBED_PER_PRODUCER` elements from each of 4 producers to 4 consumers in
+/// bulks of `bulk`, with the threads spread over the two CPUs, and returns million elements per
+/// second from the start barrier to the last consumer's end. Fails if the consumers' sum differs
+/// from the producers'.
+fn oversubscribed<P: SyncMode, C: SyncMode>(bulk: usize) -> anyhow::Result<f64>
+where
+    Producer<u64, P>: Clone,
+    Consumer<u64, C>: Clone,
+{
+    let (producer, consumer) = RingBuilder::new(u32::try_from(RING_SIZE)?).build::<u64, P, C>()?;
+    let barrier = Barrier::new(2 * OVERSUBSCRIBED_THREADS + 1);
+    let total = OVERSUBSCRIBED_PER_PRODUCER * OVERSUBSCRIBED_THREADS as u64;
+    let (elapsed, received_sum) = std::thread::scope(|scope| {
+        let mut consumers = Vec::new();
+        for index in 0..OVERSUBSCRIBED_THREADS {
+            let cpu = CPUS[index % CPUS.len()];
+            let mut producer = producer.clone();
+            let barrier = &barrier;
+            scope.spawn(move || {
+                // Panics rather than returning an error, because a producer that stopped early
+                // would leave the consumers waiting forever.
+                pin(cpu).expect("pinning a producer thread");
+                let base = index as u64 * OVERSUBSCRIBED_PER_PRODUCER;
+                let mut batch = vec![0u64; bulk];
+                barrier.wait();
+                for start in (0..OVERSUBSCRIBED_PER_PRODUCER).step_by(bulk) {
+                    for (slot, i) in batch.iter_mut().zip(base + start..) {
+                        *slot = i;
+                    }
+                    while producer.enqueue_bulk(&batch) == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            });
+            let mut consumer = consumer.clone();
+            consumers.push(scope.spawn(move || {
+                pin(cpu).expect("pinning a consumer thread");
+                let mut batch = vec![0u64; bulk];
+                let mut sum = 0u64;
+                barrier.wait();
+                for _ in (0..OVERSUBSCRIBED_PER_PRODUCER).step_by(bulk) {
+                    while consumer.dequeue_bulk(&mut batch) == 0 {
+                        std::thread::yield_now();
+                    }
+                    sum = batch
+                        .iter()
+                        .fold(sum, |sum, value| sum.wrapping_add(*value));
+                }
+                sum
+            }));
+        }
+        barrier.wait();
+        let start = std::time::Instant::now();
+        let mut received_sum = 0u64;
+        for handle in consumers {
+            let sum = handle.join().expect("consumer thread");
+            received_sum = received_sum.wrapping_add(sum);
+        }
+        (start.elapsed(), received_sum)
+    });
+    let expected_sum = (0..total).fold(0u64, u64::wrapping_add);
+    if received_sum != expected_sum {
+        bail!(
+            "oversubscribed run lost or duplicated elements: sum {received_sum}, expected {expected_sum}"
+        );
+    }
+    Ok(total as f64 / elapsed.as_secs_f64() / 1e6)
 }
 
 fn run_ring_perf() -> anyhow::Result<Vec<(String, f64)>> {

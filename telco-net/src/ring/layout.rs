@@ -1,19 +1,20 @@
 //! The ring header, as it lies at the start of the ring's memory, and the size rules.
 //!
 //! The same layout serves rings in process memory and rings in a shared mapping: a 128-byte
-//! block of metadata, then the producer's head and tail in their own 128-byte block, then the
-//! consumer's in another, then the slots. 128 bytes keep each pair off its neighbour's cache line
+//! block of metadata, then the producer's head and tail words in their own 128-byte block, then
+//! the consumer's in another, then the slots. 128 bytes keep each pair off its neighbour's cache line
 //! and off the adjacent line that x86 prefetches in pairs (DPDK adds `RTE_CACHE_GUARD` for the same
 //! reason).
 
 use super::RingError;
-use super::sync::AtomicU32;
+use super::sync::AtomicU64;
 
 /// `"TELCORNG"` read as a little-endian `u64`; the first 8 bytes of every ring.
 pub const RING_MAGIC: u64 = u64::from_le_bytes(*b"TELCORNG");
 
-/// Version of the header layout; attach rejects any other.
-pub const RING_VERSION: u32 = 1;
+/// Version of the header layout; attach rejects any other. Version 2 widened the head and tail
+/// to 64-bit words and added the RTS head-tail distances.
+pub const RING_VERSION: u32 = 2;
 
 /// Header flag: one producer (DPDK `RING_F_SP_ENQ`).
 pub const FLAG_SP_ENQ: u32 = 0x1;
@@ -21,7 +22,17 @@ pub const FLAG_SP_ENQ: u32 = 0x1;
 pub const FLAG_SC_DEQ: u32 = 0x2;
 /// Header flag: capacity is exactly the requested count (DPDK `RING_F_EXACT_SZ`).
 pub const FLAG_EXACT_SZ: u32 = 0x4;
-const KNOWN_FLAGS: u32 = FLAG_SP_ENQ | FLAG_SC_DEQ | FLAG_EXACT_SZ;
+/// Header flag: producers in relaxed tail sync mode (DPDK `RING_F_MP_RTS_ENQ`).
+pub const FLAG_MP_RTS_ENQ: u32 = 0x8;
+/// Header flag: consumers in relaxed tail sync mode (DPDK `RING_F_MC_RTS_DEQ`).
+pub const FLAG_MC_RTS_DEQ: u32 = 0x10;
+/// Header flag: producers in head/tail sync mode (DPDK `RING_F_MP_HTS_ENQ`).
+pub const FLAG_MP_HTS_ENQ: u32 = 0x20;
+/// Header flag: consumers in head/tail sync mode (DPDK `RING_F_MC_HTS_DEQ`).
+pub const FLAG_MC_HTS_DEQ: u32 = 0x40;
+const PROD_MODE_FLAGS: u32 = FLAG_SP_ENQ | FLAG_MP_RTS_ENQ | FLAG_MP_HTS_ENQ;
+const CONS_MODE_FLAGS: u32 = FLAG_SC_DEQ | FLAG_MC_RTS_DEQ | FLAG_MC_HTS_DEQ;
+const KNOWN_FLAGS: u32 = PROD_MODE_FLAGS | CONS_MODE_FLAGS | FLAG_EXACT_SZ;
 
 /// Largest number of slots: indices are free-running `u32` values, so the distance between a
 /// head and a tail must stay below 2^31 for the wrapping arithmetic to order them.
@@ -42,14 +53,99 @@ pub(crate) struct Meta {
     pub(crate) slots: u32,
     pub(crate) capacity: u32,
     pub(crate) slots_offset: u64,
+    /// Maximum head-tail distance of an RTS producer side, 0 for other modes.
+    pub(crate) prod_htd_max: u32,
+    /// Maximum head-tail distance of an RTS consumer side, 0 for other modes.
+    pub(crate) cons_htd_max: u32,
 }
 
-/// A head and a tail of one side of the ring.
+/// The head and tail words of one side of the ring.
+///
+/// The low 32 bits of `tail` are the tail position in every mode, so the other side reads it
+/// without knowing this side's mode. The other bits depend on the mode:
+///
+/// | mode          | `head` low / high       | `tail` high              |
+/// |---------------|-------------------------|--------------------------|
+/// | single, multi | head position / 0       | 0                        |
+/// | RTS           | head position / counter | counter of finished ops  |
+/// | HTS           | unused                  | head position            |
 #[repr(C, align(128))]
 #[derive(Debug)]
 pub(crate) struct HeadTail {
-    pub(crate) head: AtomicU32,
-    pub(crate) tail: AtomicU32,
+    pub(crate) head: AtomicU64,
+    pub(crate) tail: AtomicU64,
+}
+
+impl HeadTail {
+    pub(crate) fn new() -> Self {
+        Self {
+            head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+        }
+    }
+}
+
+/// How one side of a ring synchronises its threads, as DPDK's `rte_ring_sync_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SyncType {
+    /// One thread (DPDK `RTE_RING_SYNC_ST`).
+    Single,
+    /// Several threads, each publishing in reservation order (DPDK `RTE_RING_SYNC_MT`).
+    Multi,
+    /// Several threads, the last to finish publishing for all (DPDK `RTE_RING_SYNC_MT_RTS`).
+    MultiRts,
+    /// Several threads, one operation at a time (DPDK `RTE_RING_SYNC_MT_HTS`).
+    MultiHts,
+}
+
+impl SyncType {
+    /// The header flags that record this mode for the producer side.
+    pub(crate) fn producer_flags(self) -> u32 {
+        match self {
+            Self::Single => FLAG_SP_ENQ,
+            Self::Multi => 0,
+            Self::MultiRts => FLAG_MP_RTS_ENQ,
+            Self::MultiHts => FLAG_MP_HTS_ENQ,
+        }
+    }
+
+    /// The header flags that record this mode for the consumer side.
+    pub(crate) fn consumer_flags(self) -> u32 {
+        match self {
+            Self::Single => FLAG_SC_DEQ,
+            Self::Multi => 0,
+            Self::MultiRts => FLAG_MC_RTS_DEQ,
+            Self::MultiHts => FLAG_MC_HTS_DEQ,
+        }
+    }
+
+    /// The producer's mode recorded in `flags`, or `None` if more than one mode flag is set.
+    pub(crate) fn of_producer(flags: u32) -> Option<Self> {
+        Self::from_side_flags(flags & PROD_MODE_FLAGS, Self::producer_flags)
+    }
+
+    /// The consumer's mode recorded in `flags`, or `None` if more than one mode flag is set.
+    pub(crate) fn of_consumer(flags: u32) -> Option<Self> {
+        Self::from_side_flags(flags & CONS_MODE_FLAGS, Self::consumer_flags)
+    }
+
+    fn from_side_flags(side_flags: u32, encode: fn(Self) -> u32) -> Option<Self> {
+        [Self::Single, Self::Multi, Self::MultiRts, Self::MultiHts]
+            .into_iter()
+            .find(|mode| encode(*mode) == side_flags)
+    }
+}
+
+impl std::fmt::Display for SyncType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Single => "single-threaded",
+            Self::Multi => "multi-threaded",
+            Self::MultiRts => "multi-threaded RTS",
+            Self::MultiHts => "multi-threaded HTS",
+        })
+    }
 }
 
 /// The ring header.
@@ -126,8 +222,8 @@ impl Geometry {
         })
     }
 
-    /// Metadata describing this geometry, with the given mode flags.
-    pub(crate) fn meta<T>(&self, flags: u32) -> Meta {
+    /// Metadata describing this geometry, with the given mode flags and RTS head-tail distances.
+    pub(crate) fn meta<T>(&self, flags: u32, htd_max: [u32; 2]) -> Meta {
         Meta {
             magic: RING_MAGIC,
             version: RING_VERSION,
@@ -137,12 +233,18 @@ impl Geometry {
             slots: self.slots,
             capacity: self.capacity,
             slots_offset: self.slots_offset as u64,
+            prod_htd_max: htd_max[0],
+            cons_htd_max: htd_max[1],
         }
     }
 
     /// Validates metadata read from a shared mapping of `mapped_len` bytes against the element
-    /// type `T`, and returns the geometry recomputed from it.
-    pub(crate) fn validate<T>(meta: &Meta, mapped_len: usize) -> Result<(Self, u32), RingError> {
+    /// type `T`, and returns the geometry recomputed from it, the flags and the producer's and
+    /// consumer's RTS head-tail distances.
+    pub(crate) fn validate<T>(
+        meta: &Meta,
+        mapped_len: usize,
+    ) -> Result<(Self, u32, [u32; 2]), RingError> {
         let invalid = |reason: &'static str| Err(RingError::InvalidHeader { reason });
         if meta.magic != RING_MAGIC {
             return invalid("bad magic");
@@ -156,6 +258,12 @@ impl Geometry {
         if meta.flags & !KNOWN_FLAGS != 0 {
             return invalid("unknown flags");
         }
+        let (Some(prod_mode), Some(cons_mode)) = (
+            SyncType::of_producer(meta.flags),
+            SyncType::of_consumer(meta.flags),
+        ) else {
+            return invalid("more than one mode flag for one side");
+        };
         if meta.elem_size as usize != std::mem::size_of::<T>()
             || meta.elem_align as usize != std::mem::align_of::<T>()
         {
@@ -191,13 +299,25 @@ impl Geometry {
         if meta.slots_offset != geometry.slots_offset as u64 {
             return invalid("slot offset does not match the element type");
         }
+        for (mode, htd_max) in [
+            (prod_mode, meta.prod_htd_max),
+            (cons_mode, meta.cons_htd_max),
+        ] {
+            let htd_ok = match mode {
+                SyncType::MultiRts => htd_max <= meta.capacity,
+                _ => htd_max == 0,
+            };
+            if !htd_ok {
+                return invalid("head-tail distance out of range for the side's mode");
+            }
+        }
         if geometry.total_len > mapped_len {
             return Err(RingError::MappingTooSmall {
                 len: mapped_len,
                 needed: geometry.total_len,
             });
         }
-        Ok((geometry, meta.flags))
+        Ok((geometry, meta.flags, [meta.prod_htd_max, meta.cons_htd_max]))
     }
 }
 

@@ -96,14 +96,8 @@ impl<T: Copy> RingMemory<T> {
     unsafe fn init(base: NonNull<u8>, geometry: &Geometry, meta: Meta, backing: Backing) -> Self {
         let header = Header {
             meta,
-            prod: HeadTail {
-                head: 0.into(),
-                tail: 0.into(),
-            },
-            cons: HeadTail {
-                head: 0.into(),
-                tail: 0.into(),
-            },
+            prod: HeadTail::new(),
+            cons: HeadTail::new(),
         };
         // SAFETY: the caller guarantees the space and alignment.
         unsafe { base.cast::<Header>().write(header) };

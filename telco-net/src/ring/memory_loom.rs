@@ -19,14 +19,8 @@ impl<T: Copy> RingMemory<T> {
     /// Allocates the ring.
     pub(crate) fn allocate(geometry: &Geometry, _meta: Meta) -> Self {
         Self {
-            prod: HeadTail {
-                head: 0.into(),
-                tail: 0.into(),
-            },
-            cons: HeadTail {
-                head: 0.into(),
-                tail: 0.into(),
-            },
+            prod: HeadTail::new(),
+            cons: HeadTail::new(),
             slots: (0..geometry.slots)
                 .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
                 .collect(),

@@ -2,8 +2,9 @@
 //!
 //! A ring moves `Copy` elements of any size from producers to consumers in FIFO order. Each side
 //! is single-threaded ([`Single`], DPDK's `RING_F_SP_ENQ`/`RING_F_SC_DEQ`) or shared by several
-//! threads ([`Multi`], DPDK's default), chosen at creation as a type parameter of the handles, so a
-//! single-threaded side cannot be shared by mistake. Calls come in the `rte_ring` flavours: one
+//! threads ([`Multi`], DPDK's default; [`MultiRts`], relaxed tail sync; [`MultiHts`], head/tail
+//! sync), chosen at creation as a type parameter of the handles, so a single-threaded side cannot
+//! be shared by mistake. Calls come in the `rte_ring` flavours: one
 //! element, bulk (all or nothing) and burst (as many as fit), plus two-phase zero-copy reservations
 //! on single-threaded sides. Capacity is `count - 1` for a power-of-two `count`, or exactly
 //! `count` with [`RingBuilder::exact_size`] (DPDK's `RING_F_EXACT_SZ`).
@@ -25,8 +26,19 @@
 //!
 //! # Limitations
 //!
-//! - No HTS or RTS modes: a thread of a multi-threaded side that is preempted between reserving
-//!   and publishing makes the other threads on that side spin until it runs again.
+//! - In every multi-threaded mode, a thread preempted between reserving and publishing makes
+//!   other threads of its side wait until it runs again. In [`Multi`] the threads that reserved
+//!   after it wait, in [`MultiRts`] those that find the head-tail distance at its maximum, and
+//!   in [`MultiHts`] all of them. RTS and HTS change who waits and for how long, not whether.
+//! - RTS and HTS did not pay off in our measurement (`bench-ring --oversubscribed-only`: 4
+//!   producer and 4 consumer threads on 2 CPUs, 4096 slots, 8-byte elements, a 2-vCPU VM shared
+//!   with other jobs). With threads that yield when the ring is full or empty, MP/MC moved 87 to
+//!   109 million elements/s in bulks of 8 against 53 to 57 for RTS and 58 to 61 for HTS, and
+//!   254 to 312 million in bulks of 32 against 179 to 195 for RTS and 196 to 282 for HTS. With
+//!   threads that spin instead, every mode fell to 2 to 31 million elements/s and varied more
+//!   between runs than between modes. RTS was ahead of MP/MC in 5 of 6 such runs, too few to
+//!   claim a gain.
+//! - Zero-copy calls exist only on [`Single`] sides; DPDK also offers them on HTS sides.
 //! - Elements need not be a multiple of 4 bytes (DPDK requires that); any `Copy` type works.
 //! - No named registry like `rte_ring_lookup`: rings are shared by fd or path.
 
@@ -48,11 +60,14 @@ mod zero_copy;
 
 use std::sync::Arc;
 
-pub use handle::{Consumer, Multi, Producer, Single, SyncMode};
+pub use handle::{Consumer, Multi, MultiHts, MultiRts, Producer, Single, SyncMode};
 
 /// The two sides of a new ring.
 pub type RingPair<T, P, C> = (Producer<T, P>, Consumer<T, C>);
-pub use layout::{FLAG_EXACT_SZ, FLAG_SC_DEQ, FLAG_SP_ENQ, MAX_SLOTS, RING_MAGIC, RING_VERSION};
+pub use layout::{
+    FLAG_EXACT_SZ, FLAG_MC_HTS_DEQ, FLAG_MC_RTS_DEQ, FLAG_MP_HTS_ENQ, FLAG_MP_RTS_ENQ, FLAG_SC_DEQ,
+    FLAG_SP_ENQ, MAX_SLOTS, RING_MAGIC, RING_VERSION, SyncType,
+};
 pub use mapping::{MappingError, SharedMapping};
 #[cfg(not(all(loom, test)))]
 pub use shared::SharedRing;
@@ -121,19 +136,26 @@ pub enum RingError {
         /// Length the header implies.
         needed: usize,
     },
-    /// The caller asked for a side in another mode than the ring was created with.
-    #[error(
-        "ring {side} was created {} but requested {}",
-        mode_name(*ring_multi),
-        mode_name(*requested_multi)
-    )]
+    /// The caller requested a side in another mode than the ring was created with.
+    #[error("ring {side} was created {ring} but requested {requested}")]
     ModeMismatch {
         /// `producer` or `consumer`.
         side: &'static str,
-        /// Whether the ring's side is multi-threaded.
-        ring_multi: bool,
-        /// Whether the requested handle is multi-threaded.
-        requested_multi: bool,
+        /// The mode of the ring's side.
+        ring: SyncType,
+        /// The mode of the requested handle.
+        requested: SyncType,
+    },
+    /// A maximum head-tail distance was set for a side that is not in RTS mode.
+    #[error(
+        "ring {side} is {mode}, but a maximum head-tail distance applies only to RTS sides; \
+         drop the {side} htd_max setting or use MultiRts"
+    )]
+    HtdMaxWithoutRts {
+        /// `producer` or `consumer`.
+        side: &'static str,
+        /// The side's mode.
+        mode: SyncType,
     },
     /// Creating or mapping the shared memory failed.
     #[error("mapping shared ring memory {what} failed")]
@@ -144,14 +166,6 @@ pub enum RingError {
         #[source]
         source: MappingError,
     },
-}
-
-fn mode_name(multi: bool) -> &'static str {
-    if multi {
-        "multi-threaded"
-    } else {
-        "single-threaded"
-    }
 }
 
 /// Element types that are valid for every bit pattern and hold no pointers, so that a ring in
@@ -183,6 +197,8 @@ unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
 pub struct RingBuilder {
     count: u32,
     exact_size: bool,
+    prod_htd_max: Option<u32>,
+    cons_htd_max: Option<u32>,
 }
 
 impl RingBuilder {
@@ -192,6 +208,8 @@ impl RingBuilder {
         Self {
             count,
             exact_size: false,
+            prod_htd_max: None,
+            cons_htd_max: None,
         }
     }
 
@@ -202,22 +220,49 @@ impl RingBuilder {
         self
     }
 
+    /// Sets the maximum distance between the head and the tail of an RTS producer side
+    /// (DPDK `rte_ring_set_prod_htd_max`); values above the capacity act as the capacity. The
+    /// default is capacity / 8, as in DPDK. Building a ring whose producer is not
+    /// [`MultiRts`] with this set fails.
+    pub fn prod_htd_max(mut self, htd_max: u32) -> Self {
+        self.prod_htd_max = Some(htd_max);
+        self
+    }
+
+    /// Sets the maximum head-tail distance of an RTS consumer side (DPDK
+    /// `rte_ring_set_cons_htd_max`), as [`prod_htd_max`](Self::prod_htd_max) does for producers.
+    pub fn cons_htd_max(mut self, htd_max: u32) -> Self {
+        self.cons_htd_max = Some(htd_max);
+        self
+    }
+
     fn geometry<T>(&self) -> Result<Geometry, RingError> {
         Geometry::new::<T>(self.count, self.exact_size)
     }
 
     fn flags<P: SyncMode, C: SyncMode>(&self) -> u32 {
-        let mut flags = 0;
-        if !P::MULTI {
-            flags |= FLAG_SP_ENQ;
-        }
-        if !C::MULTI {
-            flags |= FLAG_SC_DEQ;
-        }
+        let mut flags = P::SYNC_TYPE.producer_flags() | C::SYNC_TYPE.consumer_flags();
         if self.exact_size {
             flags |= FLAG_EXACT_SZ;
         }
         flags
+    }
+
+    /// The producer's and consumer's maximum head-tail distances: 0 for sides not in RTS mode.
+    fn htd_max<P: SyncMode, C: SyncMode>(
+        &self,
+        geometry: &Geometry,
+    ) -> Result<[u32; 2], RingError> {
+        let side_htd_max = |side, mode, requested: Option<u32>| match (mode, requested) {
+            (SyncType::MultiRts, Some(htd_max)) => Ok(htd_max.min(geometry.capacity)),
+            (SyncType::MultiRts, None) => Ok(geometry.capacity / 8),
+            (_, None) => Ok(0),
+            (mode, Some(_)) => Err(RingError::HtdMaxWithoutRts { side, mode }),
+        };
+        Ok([
+            side_htd_max("producer", P::SYNC_TYPE, self.prod_htd_max)?,
+            side_htd_max("consumer", C::SYNC_TYPE, self.cons_htd_max)?,
+        ])
     }
 
     /// Creates a ring in process memory and returns its two sides.
@@ -226,28 +271,37 @@ impl RingBuilder {
     ) -> Result<RingPair<T, P, C>, RingError> {
         let geometry = self.geometry::<T>()?;
         let flags = self.flags::<P, C>();
-        let memory = RingMemory::allocate(&geometry, geometry.meta::<T>(flags));
+        let htd_max = self.htd_max::<P, C>(&geometry)?;
+        let memory = RingMemory::allocate(&geometry, geometry.meta::<T>(flags, htd_max));
         let core = Arc::new(RingCore {
             memory,
             geometry,
             flags,
+            htd_max,
         });
         Ok((Producer::new(Arc::clone(&core)), Consumer::new(core)))
     }
 
-    /// Creates a ring in a new memfd named `name`, to share by passing [`SharedRing::fd`].
+    /// Creates a ring in a new memfd named `name`, to share by passing [`SharedRing::fd`]. The
+    /// header records each side's mode, and attach rejects handles of another mode.
     #[cfg(not(all(loom, test)))]
     pub fn create_memfd<T: Plain, P: SyncMode, C: SyncMode>(
         self,
         name: &str,
     ) -> Result<SharedRing<T>, RingError> {
         let geometry = self.geometry::<T>()?;
+        let htd_max = self.htd_max::<P, C>(&geometry)?;
         let mapping =
             SharedMapping::memfd(name, geometry.total_len).map_err(|source| RingError::Map {
                 what: name.to_owned(),
                 source,
             })?;
-        Ok(SharedRing::create(mapping, geometry, self.flags::<P, C>()))
+        Ok(SharedRing::create(
+            mapping,
+            geometry,
+            self.flags::<P, C>(),
+            htd_max,
+        ))
     }
 
     /// Creates a ring in the file at `path` (replacing its contents), which another process
@@ -259,12 +313,18 @@ impl RingBuilder {
         path: &std::path::Path,
     ) -> Result<SharedRing<T>, RingError> {
         let geometry = self.geometry::<T>()?;
+        let htd_max = self.htd_max::<P, C>(&geometry)?;
         let mapping = SharedMapping::create_file(path, geometry.total_len).map_err(|source| {
             RingError::Map {
                 what: path.display().to_string(),
                 source,
             }
         })?;
-        Ok(SharedRing::create(mapping, geometry, self.flags::<P, C>()))
+        Ok(SharedRing::create(
+            mapping,
+            geometry,
+            self.flags::<P, C>(),
+            htd_max,
+        ))
     }
 }

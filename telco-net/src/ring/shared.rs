@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::core::RingCore;
 use super::handle::{Consumer, Producer, SyncMode};
-use super::layout::{FLAG_SC_DEQ, FLAG_SP_ENQ, Geometry};
+use super::layout::{Geometry, SyncType};
 use super::mapping::SharedMapping;
 use super::memory::RingMemory;
 use super::{Plain, RingError, RingPair};
@@ -15,24 +15,32 @@ use super::{Plain, RingError, RingPair};
 /// A ring in a memfd or a file, before it is split into handles.
 ///
 /// The creator formats the header; each other process attaches, which validates the magic,
-/// version, flags, element size and alignment, slot count and capacity against the mapping's
-/// length, and from then on uses only its own copy of those values. A peer that writes the
+/// version, flags (one mode per side), element size and alignment, slot count, capacity and RTS
+/// head-tail distances against the mapping's length, and from then on uses only its own copy of
+/// those values. A peer that writes the
 /// header or the indices later can corrupt elements but cannot make this process access memory
 /// outside the mapping; a peer that stops in the middle of a multi-producer or multi-consumer
-/// operation makes the other threads on that side wait for it.
+/// operation (in any of the multi-threaded modes) makes the other threads on that side wait for
+/// it.
 pub struct SharedRing<T> {
     core: Arc<RingCore<T>>,
 }
 
 impl<T: Plain> SharedRing<T> {
-    pub(crate) fn create(mapping: SharedMapping, geometry: Geometry, flags: u32) -> Self {
-        let meta = geometry.meta::<T>(flags);
+    pub(crate) fn create(
+        mapping: SharedMapping,
+        geometry: Geometry,
+        flags: u32,
+        htd_max: [u32; 2],
+    ) -> Self {
+        let meta = geometry.meta::<T>(flags, htd_max);
         let memory = RingMemory::format(mapping, &geometry, meta);
         Self {
             core: Arc::new(RingCore {
                 memory,
                 geometry,
                 flags,
+                htd_max,
             }),
         }
     }
@@ -60,13 +68,14 @@ impl<T: Plain> SharedRing<T> {
             len: mapping.len(),
             needed: std::mem::size_of::<super::layout::Header>(),
         })?;
-        let (geometry, flags) = Geometry::validate::<T>(&meta, mapping.len())?;
+        let (geometry, flags, htd_max) = Geometry::validate::<T>(&meta, mapping.len())?;
         let memory = RingMemory::attach(mapping, &geometry);
         Ok(Self {
             core: Arc::new(RingCore {
                 memory,
                 geometry,
                 flags,
+                htd_max,
             }),
         })
     }
@@ -90,22 +99,32 @@ impl<T: Plain> SharedRing<T> {
         self.core.count()
     }
 
+    /// The producer side's mode, as the header records it (DPDK `rte_ring_get_prod_sync_type`).
+    pub fn producer_sync_type(&self) -> SyncType {
+        SyncType::of_producer(self.core.flags).expect("flags validated at creation or attach")
+    }
+
+    /// The consumer side's mode, as the header records it (DPDK `rte_ring_get_cons_sync_type`).
+    pub fn consumer_sync_type(&self) -> SyncType {
+        SyncType::of_consumer(self.core.flags).expect("flags validated at creation or attach")
+    }
+
     /// Takes the producer side; `P` must match the mode the creator chose.
     pub fn into_producer<P: SyncMode>(self) -> Result<Producer<T, P>, RingError> {
-        check_mode::<P>("producer", self.core.flags & FLAG_SP_ENQ == 0)?;
+        check_mode::<P>("producer", self.producer_sync_type())?;
         Ok(Producer::new(self.core))
     }
 
     /// Takes the consumer side; `C` must match the mode the creator chose.
     pub fn into_consumer<C: SyncMode>(self) -> Result<Consumer<T, C>, RingError> {
-        check_mode::<C>("consumer", self.core.flags & FLAG_SC_DEQ == 0)?;
+        check_mode::<C>("consumer", self.consumer_sync_type())?;
         Ok(Consumer::new(self.core))
     }
 
     /// Takes both sides, for a process that both produces and consumes.
     pub fn split<P: SyncMode, C: SyncMode>(self) -> Result<RingPair<T, P, C>, RingError> {
-        check_mode::<P>("producer", self.core.flags & FLAG_SP_ENQ == 0)?;
-        check_mode::<C>("consumer", self.core.flags & FLAG_SC_DEQ == 0)?;
+        check_mode::<P>("producer", self.producer_sync_type())?;
+        check_mode::<C>("consumer", self.consumer_sync_type())?;
         Ok((
             Producer::new(Arc::clone(&self.core)),
             Consumer::new(self.core),
@@ -113,14 +132,14 @@ impl<T: Plain> SharedRing<T> {
     }
 }
 
-fn check_mode<M: SyncMode>(side: &'static str, ring_multi: bool) -> Result<(), RingError> {
-    if M::MULTI == ring_multi {
+fn check_mode<M: SyncMode>(side: &'static str, ring: SyncType) -> Result<(), RingError> {
+    if M::SYNC_TYPE == ring {
         Ok(())
     } else {
         Err(RingError::ModeMismatch {
             side,
-            ring_multi,
-            requested_multi: M::MULTI,
+            ring,
+            requested: M::SYNC_TYPE,
         })
     }
 }
@@ -130,6 +149,7 @@ impl<T> fmt::Debug for SharedRing<T> {
         f.debug_struct("SharedRing")
             .field("geometry", &self.core.geometry)
             .field("flags", &self.core.flags)
+            .field("htd_max", &self.core.htd_max)
             .finish()
     }
 }

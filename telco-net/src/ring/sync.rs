@@ -1,10 +1,10 @@
 //! Atomics and cells that loom replaces when the crate is built with `--cfg loom`.
 
 #[cfg(all(loom, test))]
-pub(crate) use loom::sync::atomic::{AtomicU32, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
 
 #[cfg(not(all(loom, test)))]
-pub(crate) use std::sync::atomic::{AtomicU32, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Hints the CPU that the caller spins, or yields to loom's scheduler under the model checker.
 #[inline]
