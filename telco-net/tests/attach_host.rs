@@ -160,6 +160,20 @@ mod host_tier {
             .filter(|link| link.master == Some(bridge_index))
             .count();
         assert_eq!(host_ports, 1, "the host end of eth0 is on the bridge");
+        let host_end = s
+            .host
+            .links()
+            .list()
+            .unwrap()
+            .into_iter()
+            .find(|link| link.master == Some(bridge_index))
+            .unwrap();
+        assert!(host_end.name.starts_with("veth"), "{}", host_end.name);
+        assert_eq!(
+            host_end.alias.as_deref(),
+            Some("telco: container cid-three eth0")
+        );
+        assert!(host_end.up);
         let store = HostLocal::open(s.ipam_dir.path(), "mgmt").unwrap();
         assert_eq!(store.leases().unwrap().len(), 1);
 
@@ -244,7 +258,73 @@ mod host_tier {
         assert!(s.pod_nl.links().find("net5").unwrap().is_none());
         let back = s.host.links().get("hostdev0").unwrap();
         assert_eq!(back.kind.as_deref(), Some("veth"));
+        assert!(!back.up, "the move back closes the device");
+        attacher
+            .detach(&specs)
+            .expect("a second detach finds nothing and succeeds");
+        assert!(s.host.links().find("hostdev0").unwrap().is_some());
         let _ = index;
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
+    fn veth_creates_missing_bridge() {
+        let s = setup();
+        let specs = vec![
+            AttachmentSpec::new(
+                "default/new-bridge",
+                "eth0".parse().unwrap(),
+                VethKind::new().bridge("br-new"),
+            ),
+            AttachmentSpec::new("default/p2p", "eth1".parse().unwrap(), VethKind::new()),
+        ];
+        assert!(s.host.links().find("br-new").unwrap().is_none());
+        let attacher = Attacher::with_host(&s.pod, &s.host_ns, "cid-bridge").unwrap();
+        attacher.attach(&specs).unwrap();
+
+        let bridge = s.host.links().get("br-new").unwrap();
+        assert_eq!(bridge.kind.as_deref(), Some("bridge"));
+        assert!(bridge.up);
+        let host_ends: Vec<_> = s
+            .host
+            .links()
+            .list()
+            .unwrap()
+            .into_iter()
+            .filter(|link| {
+                link.alias
+                    .as_deref()
+                    .is_some_and(|alias| alias.starts_with("telco:"))
+            })
+            .collect();
+        assert_eq!(host_ends.len(), 2, "{host_ends:?}");
+        let on_bridge = host_ends
+            .iter()
+            .find(|link| link.master == Some(bridge.index))
+            .expect("the host end of eth0 is on br-new");
+        assert_eq!(
+            on_bridge.alias.as_deref(),
+            Some("telco: container cid-bridge eth0")
+        );
+        let p2p = host_ends
+            .iter()
+            .find(|link| link.master.is_none())
+            .expect("the host end of eth1 is on no bridge");
+        assert_eq!(
+            p2p.alias.as_deref(),
+            Some("telco: container cid-bridge eth1")
+        );
+        assert!(s.pod_nl.links().get("eth0").unwrap().up);
+        assert!(s.pod_nl.links().get("eth1").unwrap().up);
+
+        attacher.detach(&specs).unwrap();
+        assert_eq!(link_names(&s.pod_nl), BTreeSet::from(["lo".to_owned()]));
+        assert!(s.host.links().find(&on_bridge.name).unwrap().is_none());
+        assert!(s.host.links().find(&p2p.name).unwrap().is_none());
+        assert!(
+            s.host.links().find("br-new").unwrap().is_some(),
+            "detach leaves the bridge"
+        );
     }
 
     #[test]

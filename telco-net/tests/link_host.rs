@@ -232,6 +232,79 @@ mod host_tier {
 
     #[test]
     #[ignore = "host tier: run by cargo xtask test"]
+    fn add_with_alias_master_and_up() {
+        require_root();
+        let (ns, nl) = namespace();
+        let links = nl.links();
+        links.add(Bridge::new("br0").up()).unwrap();
+        links
+            .add(
+                Veth::new("port0", "port0-peer")
+                    .alias("telco: test port")
+                    .master("br0")
+                    .up(),
+            )
+            .unwrap();
+        let bridge = links.get("br0").unwrap();
+        let port = links.get("port0").unwrap();
+        assert_eq!(port.alias.as_deref(), Some("telco: test port"));
+        assert_eq!(port.master, Some(bridge.index));
+        assert!(port.up);
+        assert!(
+            ip_link_details(&ns, "port0").contains("alias telco: test port"),
+            "ip link show prints the alias"
+        );
+        assert_eq!(links.get("port0-peer").unwrap().alias, None);
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
+    fn add_with_missing_master_leaves_nothing() {
+        require_root();
+        let (_ns, nl) = namespace();
+        let error = nl
+            .links()
+            .add(Veth::new("port0", "port0-peer").master("no-such-br"))
+            .unwrap_err();
+        assert!(
+            matches!(&error, LinkError::NotFound { link, .. } if link == "no-such-br"),
+            "{error:?}"
+        );
+        assert!(nl.links().find("port0").unwrap().is_none());
+        assert!(nl.links().find("port0-peer").unwrap().is_none());
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
+    fn add_with_too_long_alias_leaves_nothing() {
+        require_root();
+        let (_ns, nl) = namespace();
+        let error = nl
+            .links()
+            .add(Veth::new("port0", "port0-peer").alias("a".repeat(300)))
+            .unwrap_err();
+        assert!(matches!(error, LinkError::Request { .. }), "{error:?}");
+        assert!(nl.links().find("port0").unwrap().is_none());
+        assert!(nl.links().find("port0-peer").unwrap().is_none());
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
+    fn add_alias_into_other_netns_rejected() {
+        require_root();
+        let (_host, host) = namespace();
+        let (pod, pod_nl) = namespace();
+        let error = host
+            .links()
+            .add(Veth::new("veth-a", "eth0").netns(&pod).alias("text"))
+            .unwrap_err();
+        assert!(matches!(error, LinkError::Unsupported { .. }), "{error:?}");
+        assert!(pod_nl.links().find("veth-a").unwrap().is_none());
+        assert!(host.links().find("eth0").unwrap().is_none());
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
     fn netdev_moves_renamed_and_back() {
         require_root();
         let (host_ns, host) = namespace();

@@ -116,6 +116,19 @@ mod host_tier {
 
     #[test]
     #[ignore = "host tier: run by cargo xtask test"]
+    fn session_opens_its_own_netns() {
+        require_root();
+        let ns = Netns::create(&unique_name()).unwrap();
+        let inside = ns.netlink().unwrap();
+        assert_eq!(inside.open_netns().unwrap().id().unwrap(), ns.id().unwrap());
+        let current = Netlink::current().unwrap();
+        let current_id = Netns::current().unwrap().id().unwrap();
+        assert_eq!(current.open_netns().unwrap().id().unwrap(), current_id);
+        assert_ne!(current_id, ns.id().unwrap());
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
     fn duplicate_and_missing_names_reported() {
         require_root();
         let name = unique_name();

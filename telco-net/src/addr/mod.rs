@@ -117,12 +117,7 @@ impl Addresses<'_> {
         let context = Context::new(self.netlink, REQUEST, link, prefix.to_string());
         self.run(context, move |handle, context| async move {
             let index = context.index(&handle).await?;
-            handle
-                .address()
-                .add(index, prefix.address(), prefix.len())
-                .execute()
-                .await
-                .map_err(|source| context.error(source))
+            send_add(&handle, &context, index, prefix).await
         })
     }
 
@@ -197,6 +192,39 @@ impl Addresses<'_> {
             .call(move |handle| f(handle, context))
             .map_err(|_| closed)?
     }
+}
+
+/// Adds `prefix` to the link `index` (named `link`, for errors) with one `RTM_NEWADDR`, for
+/// callers that already hold the index and run on the session thread of the namespace
+/// `netns`.
+pub(crate) async fn add_by_index(
+    handle: &rtnetlink::Handle,
+    netns: &str,
+    link: &str,
+    index: u32,
+    prefix: IpPrefix,
+) -> Result<(), AddrError> {
+    let context = Context {
+        request: "RTM_NEWADDR",
+        link: link.to_owned(),
+        address: prefix.to_string(),
+        netns: netns.to_owned(),
+    };
+    send_add(handle, &context, index, prefix).await
+}
+
+async fn send_add(
+    handle: &rtnetlink::Handle,
+    context: &Context,
+    index: u32,
+    prefix: IpPrefix,
+) -> Result<(), AddrError> {
+    handle
+        .address()
+        .add(index, prefix.address(), prefix.len())
+        .execute()
+        .await
+        .map_err(|source| context.error(source))
 }
 
 /// Reads the address out of an `RTM_NEWADDR` message (the local address for IPv4 point to

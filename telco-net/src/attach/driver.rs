@@ -4,15 +4,18 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use telco_core::MacAddr;
+
 use super::{
     AttachContext, AttachError, Attached, AttachmentSpec, DetachError, IpConfig, KindError, Step,
     StepError,
 };
+use crate::addr::add_by_index;
 use crate::cni::NetworkStatus;
 use crate::ipam::{DEFAULT_DATA_DIR, HostLocal, Lease};
-use crate::link::Link;
+use crate::link::{Link, LinkError, link_message, set_up_by_index};
 use crate::netns::{Netlink, Netns, on_new_thread};
-use crate::route::Route;
+use crate::route::{Route, add_with_oif};
 
 /// Attaches and detaches the networks of one pod: its namespace and container ID, and netlink
 /// sessions in the pod and in the caller's namespace (the host), opened once and shared by
@@ -181,11 +184,11 @@ impl Attacher {
 
         let (mut mac, mut mtu) = (attached.mac.clone(), attached.mtu);
         if attached.kernel_interface {
-            let link = self
+            let (link_mac, link_mtu) = self
                 .configure_interface(spec, &leases, &gateways)
                 .map_err(|(step, source)| fail(step)(source))?;
-            mac = link.mac.map(|mac| mac.to_string()).or(mac);
-            mtu = link.mtu.or(mtu);
+            mac = link_mac.map(|mac| mac.to_string()).or(mac);
+            mtu = link_mtu.or(mtu);
         }
 
         let mut ips: Vec<IpAddr> = leases.iter().map(|lease| lease.address.address()).collect();
@@ -208,37 +211,44 @@ impl Attacher {
         Ok(status)
     }
 
-    /// Adds the leased addresses to the pod interface, brings it up, adds its routes and reads
-    /// it back for the status entry.
+    /// Reads the pod interface, adds the leased addresses, brings it up and adds its routes.
+    /// Returns the interface's MAC and MTU for the status entry. All of it runs as one job on
+    /// the pod session, so the requests share one index lookup and one trip to the session
+    /// thread.
     fn configure_interface(
         &self,
         spec: &AttachmentSpec,
         leases: &[Lease],
         gateways: &[IpAddr],
-    ) -> Result<Link, (Step, KindError)> {
-        let ifname = spec.interface.as_str();
-        for lease in leases {
-            self.pod
-                .addresses()
-                .add(ifname, lease.address)
-                .map_err(|error| (Step::Address, error.into()))?;
-        }
-        self.pod
-            .links()
-            .set(ifname)
-            .up()
-            .apply()
-            .map_err(|error| (Step::Link, error.into()))?;
-        for route in self.routes(spec, gateways) {
-            self.pod
-                .routes()
-                .add(&route)
-                .map_err(|error| (Step::Route, error.into()))?;
-        }
-        self.pod
-            .links()
-            .get(ifname)
-            .map_err(|error| (Step::Link, error.into()))
+    ) -> Result<(Option<MacAddr>, Option<u32>), (Step, KindError)> {
+        let ifname = spec.interface.as_str().to_owned();
+        let prefixes: Vec<_> = leases.iter().map(|lease| lease.address).collect();
+        let routes = self.routes(spec, gateways);
+        let netns = self.pod.netns().to_owned();
+        let configured = self.pod.call(move |handle| async move {
+            let link_error = |error: LinkError| (Step::Link, KindError::from(error));
+            let message = link_message(&handle, &ifname, &netns)
+                .await
+                .map_err(link_error)?;
+            let index = message.header.index;
+            for prefix in prefixes {
+                add_by_index(&handle, &netns, &ifname, index, prefix)
+                    .await
+                    .map_err(|error| (Step::Address, error.into()))?;
+            }
+            set_up_by_index(&handle, index, &ifname, &netns)
+                .await
+                .map_err(link_error)?;
+            for route in &routes {
+                add_with_oif(&handle, route, index, &netns)
+                    .await
+                    .map_err(|error| (Step::Route, error.into()))?;
+            }
+            // Neither a new address nor the up flag changes the MAC or MTU read above.
+            let link = Link::from_message(&message);
+            Ok((link.mac, link.mtu))
+        });
+        configured.map_err(|closed| (Step::Link, closed.into()))?
     }
 
     /// Removes one attachment: gives back its addresses, then lets the kind remove its

@@ -161,4 +161,52 @@ impl AttachContext<'_> {
         let prefix: String = prefix.chars().take(7).collect();
         format!("{prefix}{hash:08x}")
     }
+
+    /// Returns the alias (`IFLA_IFALIAS`, shown by `ip link show`) for host-side links of this
+    /// attachment: `telco: container ID IFNAME`, so an operator can tell which pod a
+    /// [`host_ifname`](AttachContext::host_ifname) link belongs to. A container ID too long
+    /// for the kernel's 255-byte limit is cut, so the alias always fits.
+    pub fn host_alias(&self) -> String {
+        host_alias(self.container_id, self.ifname.as_str())
+    }
+}
+
+/// The maximum alias length the kernel accepts, in bytes (`IFALIASZ` - 1).
+const MAX_ALIAS_LEN: usize = 255;
+
+/// Builds `telco: container ID IFNAME`, cutting `container_id` to fit [`MAX_ALIAS_LEN`].
+fn host_alias(container_id: &str, ifname: &str) -> String {
+    let room = MAX_ALIAS_LEN - "telco: container  ".len() - ifname.len();
+    let mut id_end = container_id.len().min(room);
+    while !container_id.is_char_boundary(id_end) {
+        id_end -= 1;
+    }
+    format!("telco: container {} {ifname}", &container_id[..id_end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_alias_names_container_and_interface() {
+        assert_eq!(host_alias("3f2a9c", "eth0"), "telco: container 3f2a9c eth0");
+    }
+
+    #[test]
+    fn host_alias_cuts_long_container_id() {
+        let id = "a".repeat(400);
+        let alias = host_alias(&id, "net1");
+        assert_eq!(alias.len(), MAX_ALIAS_LEN);
+        assert!(alias.starts_with("telco: container aaa"));
+        assert!(alias.ends_with(" net1"));
+    }
+
+    #[test]
+    fn host_alias_cuts_on_char_boundary() {
+        let id = "é".repeat(200);
+        let alias = host_alias(&id, "eth0");
+        assert!(alias.len() <= MAX_ALIAS_LEN);
+        assert!(alias.ends_with("é eth0"));
+    }
 }

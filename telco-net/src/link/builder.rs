@@ -40,6 +40,7 @@ pub struct LinkBuilder<K> {
     pub(super) up: bool,
     pub(super) netns: Option<Result<Netns, NetnsError>>,
     pub(super) alias: Option<String>,
+    pub(super) master: Option<String>,
     pub(super) txqueuelen: Option<u32>,
     pub(super) kind: K,
 }
@@ -53,6 +54,7 @@ impl<K: LinkKind> LinkBuilder<K> {
             up: false,
             netns: None,
             alias: None,
+            master: None,
             txqueuelen: None,
             kind,
         }
@@ -88,8 +90,23 @@ impl<K: LinkKind> LinkBuilder<K> {
     }
 
     /// Sets the link's alias (`alias TEXT`, `IFLA_IFALIAS`).
+    ///
+    /// The kernel ignores `IFLA_IFALIAS` in `RTM_NEWLINK`, so [`Links::add`](super::Links::add)
+    /// sets it with a second request, `RTM_SETLINK`, and deletes the new link if that fails.
+    /// Only for links created in the session's own namespace: together with
+    /// [`LinkBuilder::netns`] the request fails with [`LinkError::Unsupported`](super::LinkError::Unsupported).
     pub fn alias(mut self, alias: impl Into<String>) -> Self {
         self.alias = Some(alias.into());
+        self
+    }
+
+    /// Makes the new link a port of the bridge or bond `master` (`master DEV`) in the same
+    /// `RTM_NEWLINK` request. The kernel applies it after bringing the link up, when
+    /// [`LinkBuilder::up`] is set. Because `master` is looked up in the session's namespace,
+    /// the request fails with [`LinkError::Unsupported`](super::LinkError::Unsupported)
+    /// together with [`LinkBuilder::netns`].
+    pub fn master(mut self, master: &str) -> Self {
+        self.master = Some(master.to_owned());
         self
     }
 
@@ -101,7 +118,12 @@ impl<K: LinkKind> LinkBuilder<K> {
 
     /// Builds the `RTM_NEWLINK` message. `netns` is the opened target namespace, which must
     /// stay open until the request is sent.
-    pub(super) fn message(&self, parent_index: Option<u32>, netns: Option<&Netns>) -> LinkMessage {
+    pub(super) fn message(
+        &self,
+        parent_index: Option<u32>,
+        master_index: Option<u32>,
+        netns: Option<&Netns>,
+    ) -> LinkMessage {
         let mut message = LinkMessage::default();
         if self.up {
             message.header.flags |= LinkFlags::Up;
@@ -123,6 +145,9 @@ impl<K: LinkKind> LinkBuilder<K> {
         }
         if let Some(index) = parent_index {
             attributes.push(LinkAttribute::Link(index));
+        }
+        if let Some(index) = master_index {
+            attributes.push(LinkAttribute::Controller(index));
         }
         if let Some(netns) = netns {
             attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()));

@@ -96,6 +96,16 @@ pub enum LinkError {
         #[source]
         source: NetnsError,
     },
+    /// The request combines options that this crate cannot send together.
+    #[error("{request} for link {link}: {reason}")]
+    Unsupported {
+        /// The request.
+        request: &'static str,
+        /// The link.
+        link: String,
+        /// The combination and what to do instead.
+        reason: &'static str,
+    },
     /// The netlink session thread is gone.
     #[error("{request} for link {link} in network namespace {netns}: netlink session closed")]
     SessionClosed {

@@ -34,6 +34,7 @@ mod kinds;
 mod tap;
 
 use futures::TryStreamExt;
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
 pub use builder::{LinkBuilder, LinkKind};
 pub use change::LinkChange;
@@ -60,7 +61,8 @@ pub struct Links<'a> {
 }
 
 impl<'a> Links<'a> {
-    /// Creates a link, like `ip link add`.
+    /// Creates a link, like `ip link add`. With an alias ([`LinkBuilder::alias`]) this takes
+    /// a second request, because the kernel ignores the alias in `RTM_NEWLINK`.
     pub fn add<K: LinkKind>(&self, request: LinkBuilder<K>) -> Result<(), LinkError> {
         const REQUEST: &str = "RTM_NEWLINK";
         let netns_label = self.netlink.netns().to_owned();
@@ -77,13 +79,25 @@ impl<'a> Links<'a> {
                 });
             }
         };
+        if target.is_some() && (request.alias.is_some() || request.master.is_some()) {
+            return Err(LinkError::Unsupported {
+                request: REQUEST,
+                link: name,
+                reason: "alias and master apply only to links created in the session's own \
+                         namespace, so set them with Links::set in the target namespace",
+            });
+        }
         let label = netns_label.clone();
         let result = self.call(REQUEST, &name, move |handle| async move {
             let parent = match request.kind.parent() {
                 Some(parent) => Some(index_of(&handle, parent, &label).await?),
                 None => None,
             };
-            let message = request.message(parent, target.as_ref());
+            let master = match &request.master {
+                Some(master) => Some(index_of(&handle, master, &label).await?),
+                None => None,
+            };
+            let message = request.message(parent, master, target.as_ref());
             handle
                 .link()
                 .add(message)
@@ -97,7 +111,11 @@ impl<'a> Links<'a> {
                         netns: label.clone(),
                     },
                     _ => LinkError::netlink(REQUEST, request.name.as_str(), &label, source),
-                })
+                })?;
+            match &request.alias {
+                Some(alias) => set_alias_or_delete(&handle, &request.name, alias, &label).await,
+                None => Ok(()),
+            }
         })?;
         tracing::debug!(link = %name, kind = K::KIND, netns = %netns_label, "created link");
         result
@@ -261,4 +279,48 @@ pub(crate) async fn index_of(
     netns: &str,
 ) -> Result<u32, LinkError> {
     Ok(link_message(handle, name, netns).await?.header.index)
+}
+
+/// Sets the alias of the link `name`, which was just created. Deletes the link when that
+/// fails, so a failed [`Links::add`] leaves nothing behind.
+async fn set_alias_or_delete(
+    handle: &rtnetlink::Handle,
+    name: &str,
+    alias: &str,
+    netns: &str,
+) -> Result<(), LinkError> {
+    const REQUEST: &str = "RTM_SETLINK alias";
+    let index = index_of(handle, name, netns).await?;
+    let mut message = LinkMessage::default();
+    message.header.index = index;
+    message
+        .attributes
+        .push(LinkAttribute::IfAlias(alias.to_owned()));
+    let Err(source) = handle.link().set(message).execute().await else {
+        return Ok(());
+    };
+    if let Err(error) = handle.link().del(index).execute().await {
+        tracing::warn!(link = name, netns, %error, "failed to delete link after setting its alias failed");
+    }
+    Err(LinkError::netlink(REQUEST, name, netns, source))
+}
+
+/// Brings up the link `index` (named `name`, for errors) with one `RTM_SETLINK`, for callers
+/// that already hold the index and run on the session thread.
+pub(crate) async fn set_up_by_index(
+    handle: &rtnetlink::Handle,
+    index: u32,
+    name: &str,
+    netns: &str,
+) -> Result<(), LinkError> {
+    let mut message = LinkMessage::default();
+    message.header.index = index;
+    message.header.flags |= LinkFlags::Up;
+    message.header.change_mask |= LinkFlags::Up;
+    handle
+        .link()
+        .set(message)
+        .execute()
+        .await
+        .map_err(|source| LinkError::netlink("RTM_SETLINK", name, netns, source))
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
@@ -33,20 +34,32 @@ struct Session {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     netns: String,
+    /// A descriptor of the session's namespace, so callers can name it as the target of a
+    /// move without a trip to the session thread. `None` when it could not be opened at
+    /// start (no `/proc`), and then [`Netlink::open_netns`] opens it on the session thread.
+    handle: Option<Netns>,
 }
 
 impl Netlink {
     /// Opens a session in the caller's namespace.
     pub fn current() -> Result<Netlink, NetnsError> {
-        Self::start(None, "current".to_owned())
+        Self::start(None, Netns::current().ok(), "current".to_owned())
     }
 
     /// Opens a session inside `netns`.
     pub fn in_netns(netns: &Netns) -> Result<Netlink, NetnsError> {
-        Self::start(Some(netns.try_clone()?), netns.to_string())
+        Self::start(
+            Some(netns.try_clone()?),
+            Some(netns.try_clone()?),
+            netns.to_string(),
+        )
     }
 
-    fn start(netns: Option<Netns>, label: String) -> Result<Netlink, NetnsError> {
+    fn start(
+        netns: Option<Netns>,
+        handle: Option<Netns>,
+        label: String,
+    ) -> Result<Netlink, NetnsError> {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), NetnsError>>();
         let thread_label = label.clone();
@@ -70,6 +83,7 @@ impl Netlink {
                 jobs: Mutex::new(Some(job_tx)),
                 thread: Mutex::new(Some(thread)),
                 netns: label,
+                handle,
             }),
         })
     }
@@ -77,6 +91,22 @@ impl Netlink {
     /// The namespace this session works in, for messages: its name, path or `current`.
     pub fn netns(&self) -> &str {
         &self.inner.netns
+    }
+
+    /// Opens a second handle to the namespace this session works in, for example to move a
+    /// link into it from another session. Duplicates a descriptor kept since the session
+    /// started, so it needs no trip to the session thread.
+    pub fn open_netns(&self) -> Result<Netns, NetnsError> {
+        match &self.inner.handle {
+            Some(handle) => handle.try_clone(),
+            None => self.run_inside(Netns::current).map_err(|closed| {
+                NetnsError::syscall(
+                    "open /proc/thread-self/ns/net",
+                    self.netns(),
+                    io::Error::other(closed),
+                )
+            })?,
+        }
     }
 
     /// Runs an async rtnetlink request on the session thread and waits for its result.

@@ -325,32 +325,56 @@ impl Routes<'_> {
                     })?),
                     None => None,
                 };
-                let message = route.message(oif)?;
-                let result = if add {
-                    handle.route().add(message).execute().await
-                } else {
-                    handle.route().del(message).execute().await
-                };
-                result.map_err(|source| match errno_of(&source) {
-                    Some(libc::EPERM) => RouteError::PermissionDenied {
-                        request,
-                        route: text.clone(),
-                        netns: netns.clone(),
-                    },
-                    Some(libc::EEXIST) => RouteError::AlreadyExists {
-                        route: text.clone(),
-                        netns: netns.clone(),
-                    },
-                    _ => RouteError::Request {
-                        request,
-                        route: text.clone(),
-                        netns: netns.clone(),
-                        source: Box::new(source),
-                    },
-                })
+                send_message(&handle, request, &route, oif, add, &netns).await
             })
             .map_err(|_| closed)?
     }
+}
+
+/// Adds `route` with the output link `oif` (an index the caller looked up, in place of
+/// [`Route::dev`]) with one `RTM_NEWROUTE`, for callers that run on the session thread of
+/// the namespace `netns`.
+pub(crate) async fn add_with_oif(
+    handle: &rtnetlink::Handle,
+    route: &Route,
+    oif: u32,
+    netns: &str,
+) -> Result<(), RouteError> {
+    send_message(handle, "RTM_NEWROUTE", route, Some(oif), true, netns).await
+}
+
+async fn send_message(
+    handle: &rtnetlink::Handle,
+    request: &'static str,
+    route: &Route,
+    oif: Option<u32>,
+    add: bool,
+    netns: &str,
+) -> Result<(), RouteError> {
+    let text = route.to_string();
+    let message = route.message(oif)?;
+    let result = if add {
+        handle.route().add(message).execute().await
+    } else {
+        handle.route().del(message).execute().await
+    };
+    result.map_err(|source| match errno_of(&source) {
+        Some(libc::EPERM) => RouteError::PermissionDenied {
+            request,
+            route: text,
+            netns: netns.to_owned(),
+        },
+        Some(libc::EEXIST) => RouteError::AlreadyExists {
+            route: text,
+            netns: netns.to_owned(),
+        },
+        _ => RouteError::Request {
+            request,
+            route: text,
+            netns: netns.to_owned(),
+            source: Box::new(source),
+        },
+    })
 }
 
 /// Reads a [`Route`] out of an `RTM_NEWROUTE` message, naming the output link from `names`

@@ -2,15 +2,15 @@
 
 use async_trait::async_trait;
 
+use super::gone_is_ok;
 use crate::attach::{AttachContext, AttachKind, Attached, KindError};
-use crate::netns::Netns;
 
 /// Moves the existing host interface `device` into the pod under the attachment's name, like
 /// the CNI `host-device` plugin, and sets its alias to the host name. Move, rename and alias
 /// go in one `RTM_SETLINK` request: the kernel moves the device, then renames it inside the
 /// pod, so the new name never appears in the host (to udev or NetworkManager). The
 /// plugin's temporary namespace gets the same result with one move more. Detach moves it back under its
-/// host name.
+/// host name with one request of the same form, and it arrives down.
 #[derive(Debug, Clone)]
 pub struct HostDeviceKind {
     device: String,
@@ -50,20 +50,17 @@ impl AttachKind for HostDeviceKind {
     }
 
     async fn detach(&self, cx: &AttachContext<'_>) -> Result<(), KindError> {
-        let ifname = cx.ifname().as_str();
-        let pod = cx.pod_netlink().links();
-        if pod.find(ifname)?.is_none() {
-            return Ok(());
-        }
-        let host = host_netns(cx)?;
-        pod.set(ifname).down().apply()?;
-        pod.set(ifname).rename(&self.device).netns(&host).apply()?;
-        Ok(())
+        // One request, like attach: the move closes the device (so it arrives down) and the
+        // kernel renames it once it is in the host. A device no longer in the pod means there
+        // is nothing left to do.
+        let host = cx.host_netlink().open_netns()?;
+        let moved = cx
+            .pod_netlink()
+            .links()
+            .set(cx.ifname().as_str())
+            .rename(&self.device)
+            .netns(&host)
+            .apply();
+        gone_is_ok(moved)
     }
-}
-
-/// The namespace of the host netlink session.
-fn host_netns(cx: &AttachContext<'_>) -> Result<Netns, KindError> {
-    let netns = cx.host_netlink().run_inside(Netns::current)??;
-    Ok(netns)
 }
