@@ -40,6 +40,7 @@ fn tx_counts_frames_echoed_by_a_server() {
     assert_eq!(sent["packets"], 3000, "{sent}");
     assert_eq!(sent["bytes"], 3000 * 128, "{sent}");
     assert_eq!(sent["errors"], 0, "{sent}");
+    assert_eq!(sent["echoed"], 3000, "{sent}");
     assert!(sent["mpps"].as_f64().unwrap() > 0.0, "{sent}");
     let echoed = summary(&server);
     assert_eq!(echoed["packets"], 3000, "{echoed}");
@@ -67,4 +68,75 @@ fn rx_receives_what_a_client_sends() {
         sent["packets"], 500,
         "frames sent, since rx does not echo: {sent}"
     );
+    assert_eq!(sent["echoed"], 0, "{sent}");
+}
+
+fn network_status(socket: &std::path::Path, role: &str) -> String {
+    serde_json::json!([
+        {"name": "mgmt", "interface": "eth0", "ips": ["10.0.0.2"]},
+        {"name": "data", "interface": "memif0", "device-info": {
+            "type": "memif", "version": "1.1.0",
+            "memif": {"role": role, "path": socket, "mode": "ethernet"}}}
+    ])
+    .to_string()
+}
+
+#[test]
+fn network_option_reads_socket_from_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("data.sock");
+    let server = memif_pkt(&[
+        "--socket",
+        socket.to_str().unwrap(),
+        "--role",
+        "server",
+        "--mode",
+        "echo",
+        "--count",
+        "200",
+    ])
+    .spawn()
+    .unwrap();
+    let client = memif_pkt(&["--network", "data", "--mode", "tx", "--count", "200"])
+        .env("TELCO_NETWORK_STATUS", network_status(&socket, "slave"))
+        .output()
+        .unwrap();
+    let server = server.wait_with_output().unwrap();
+
+    let sent = summary(&client);
+    assert_eq!(sent["echoed"], 200, "{sent}");
+    assert_eq!(sent["errors"], 0, "{sent}");
+    assert_eq!(summary(&server)["packets"], 200);
+}
+
+#[test]
+fn network_option_reads_status_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("network-status.json");
+    std::fs::write(&file, network_status(&dir.path().join("s.sock"), "slave")).unwrap();
+    let output = memif_pkt(&["--network", "mgmt", "--mode", "rx", "--count", "1"])
+        .env_remove("TELCO_NETWORK_STATUS")
+        .env("TELCO_NETWORK_STATUS_FILE", &file)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("network \"mgmt\" has no memif device-info"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn network_option_without_status_fails() {
+    let output = memif_pkt(&["--network", "data", "--mode", "rx", "--count", "1"])
+        .env_remove("TELCO_NETWORK_STATUS")
+        .env_remove("TELCO_NETWORK_STATUS_FILE")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("$TELCO_NETWORK_STATUS"), "{stderr}");
 }

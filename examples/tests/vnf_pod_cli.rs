@@ -73,3 +73,26 @@ fn up_requires_spec_argument() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--spec"));
 }
+
+#[test]
+fn up_rejects_slave_memif_before_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pod.json");
+    std::fs::write(
+        &path,
+        r#"{"name": "p", "cpus": {"count": 1}, "networks": [
+            {"name": "fast", "kind": "memif", "role": "slave"}],
+            "command": ["/bin/true"]}"#,
+    )
+    .unwrap();
+    let output = vnf_pod()
+        .args(["up", "--spec"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("networks[0].role"), "{stderr}");
+    assert!(stderr.contains("use `vnf-pod run`"), "{stderr}");
+    assert!(!stderr.contains("must run as root"), "{stderr}");
+}

@@ -1,5 +1,5 @@
-//! `vnf-pod` end to end, as root: the built-in spec, a CNI conflist of Debian's plugins, a
-//! failing last network, and `down` after a killed `up`.
+//! `vnf-pod` end to end, as root: the built-in spec and its memif exchange, a CNI conflist of
+//! Debian's plugins, a failing last network, and `down` after a killed `up`.
 
 mod host_tier {
     use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ mod host_tier {
     use std::time::{Duration, Instant};
 
     use serde_json::Value;
-    use telco_examples::pod::builtin::BuiltinLinks;
+    use telco_examples::pod::builtin::{BuiltinLinks, MEMIF_FRAMES};
     use telco_examples::pod::networks::container_id;
     use telco_examples::pod::state::PODS_DIR;
     use telco_net::netns::Netlink;
@@ -255,6 +255,60 @@ mod host_tier {
         assert_eq!(networks[1]["ips"][0], "10.252.0.2");
         assert_eq!(networks[2]["device-info"]["type"], "memif");
         check_probe(&probe, &pod);
+        assert_nothing_left(&pod, &leftovers);
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
+    fn builtin_command_exchanges_memif_frames() {
+        require_root();
+        let _serial = serial();
+        let vnf_pod_dir = Path::new(env!("CARGO_BIN_EXE_vnf-pod")).parent().unwrap();
+        let memif_pkt = Path::new(env!("CARGO_BIN_EXE_memif-pkt"));
+        assert_eq!(
+            memif_pkt.parent(),
+            Some(vnf_pod_dir),
+            "memif-pkt must sit next to vnf-pod for the built-in command to run it"
+        );
+        let pod = unique_name("memif");
+        let links = BuiltinLinks::for_pod(&pod);
+        let leftovers = vec![
+            links.bridge.clone(),
+            links.parent.clone(),
+            links.parent_peer.clone(),
+            veth_host_end(&pod, "eth0"),
+        ];
+        let _cleanup = Cleanup {
+            pod: pod.clone(),
+            links: leftovers.clone(),
+        };
+
+        let output = vnf_pod().args(["run", "--name", &pod]).output().unwrap();
+        assert_success(&output, "vnf-pod run (built-in command)");
+        let lines = stdout_lines(&output);
+        assert!(
+            !lines.iter().any(|line| line.contains("skipping")),
+            "the built-in command skipped the memif exchange: {lines:#?}"
+        );
+        let placed: Value = serde_json::from_str(&lines[0]).expect("placement on the first line");
+        let data = &placed["networks"][2];
+        assert_eq!(data["name"], "data");
+        assert_eq!(data["device-info"]["memif"]["role"], "slave");
+        let socket = data["device-info"]["memif"]["path"].as_str().unwrap();
+        assert!(
+            socket.starts_with(&format!("{PODS_DIR}/{pod}/")),
+            "memif socket {socket} is outside the pod directory"
+        );
+
+        let summary: Value = lines
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|value| value.get("echoed").is_some())
+            .unwrap_or_else(|| panic!("no memif-pkt summary in the output: {lines:#?}"));
+        assert_eq!(summary["echoed"], MEMIF_FRAMES, "{summary}");
+        assert_eq!(summary["packets"], MEMIF_FRAMES, "{summary}");
+        assert_eq!(summary["errors"], 0, "{summary}");
+        assert!(!Path::new(socket).exists(), "memif socket {socket} is left");
         assert_nothing_left(&pod, &leftovers);
     }
 

@@ -1,5 +1,6 @@
 //! memif against DPDK: `dpdk-testpmd --no-huge` with a `net_memif` port in either role,
-//! echoing our frames in `macswap` forward mode.
+//! echoing our frames in `macswap` forward mode, and testpmd as the client workload of a memif
+//! attachment whose kind serves it.
 
 #![allow(clippy::cast_possible_truncation)]
 
@@ -12,7 +13,12 @@ mod host_tier {
     use std::thread;
     use std::time::{Duration, Instant};
 
-    use telco_net::memif::{Memif, MemifConfig, Role, SocketPath};
+    use std::sync::atomic::AtomicU64;
+
+    use telco_net::attach::{Attacher, AttachmentSpec};
+    use telco_net::cni::{Device, MemifRole};
+    use telco_net::memif::{Memif, MemifConfig, MemifKind, Role, SocketPath, swap_macs};
+    use telco_net::netns::Netns;
 
     /// testpmd processes use 1 GiB each and both CPUs: run one test at a time.
     static SERIAL: Mutex<()> = Mutex::new(());
@@ -30,6 +36,12 @@ mod host_tier {
         /// Starts testpmd with one memif port in `role` on `socket`, forwarding in macswap mode
         /// back out of the same port, and starts forwarding.
         fn start(role: &str, socket: &Path) -> Self {
+            Self::start_in(None, role, socket, "macswap")
+        }
+
+        /// Like [`Testpmd::start`], inside the named network namespace `netns` when given, and
+        /// with forward mode `mode`.
+        fn start_in(netns: Option<&str>, role: &str, socket: &Path, mode: &str) -> Self {
             let prefix = format!(
                 "telco-test-{}-{}",
                 std::process::id(),
@@ -40,7 +52,15 @@ mod host_tier {
                 socket.display()
             );
             // stdbuf makes testpmd's stdio unbuffered, so statistics reach the pipe at once.
-            let mut child = Command::new("stdbuf")
+            let mut command = match netns {
+                Some(netns) => {
+                    let mut command = Command::new("ip");
+                    command.args(["netns", "exec", netns, "stdbuf"]);
+                    command
+                }
+                None => Command::new("stdbuf"),
+            };
+            let mut child = command
                 .args(["-o0", "dpdk-testpmd"])
                 .args([
                     "--no-huge",
@@ -58,7 +78,7 @@ mod host_tier {
                     "--",
                     "-i",
                     "--port-topology=loop",
-                    "--forward-mode=macswap",
+                    &format!("--forward-mode={mode}"),
                     "--total-num-mbufs=16384",
                 ])
                 .stdin(Stdio::piped())
@@ -306,5 +326,63 @@ mod host_tier {
             testpmd.kill();
             wait_for_disconnect(&mut memif);
         }
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
+    fn testpmd_client_in_pod_is_served_by_memif_kind() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "host tier tests need root (CAP_SYS_ADMIN to create namespaces)"
+        );
+        let netns_name = format!("telco-test-{}-memif-testpmd", std::process::id());
+        let pod = Netns::create(&netns_name).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let seen = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&seen);
+        let kind = MemifKind::new(dir.path(), dir.path(), MemifRole::Slave).handler(
+            move |frame: &mut Vec<u8>| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                swap_macs(frame);
+                true
+            },
+        );
+        let specs = vec![AttachmentSpec::new(
+            "default/fast",
+            "memif0".parse().unwrap(),
+            kind,
+        )];
+        let attacher = Attacher::new(&pod, "testpmd-sandbox").unwrap();
+        let statuses = attacher.attach(&specs).unwrap();
+        let info = statuses[0].device_info.as_ref().unwrap();
+        let Device::Memif(memif) = &info.device else {
+            panic!("expected memif device-info, got {:?}", info.device)
+        };
+        let socket = memif.path.clone();
+
+        // flowgen sends UDP frames as fast as it can and counts (then frees) what it receives.
+        let mut testpmd = Testpmd::start_in(Some(&netns_name), "client", &socket, "flowgen");
+        let deadline = Instant::now() + TIMEOUT;
+        while seen.load(Ordering::Relaxed) < 20_000 {
+            assert!(
+                Instant::now() < deadline,
+                "the kind saw {seen:?} frames from testpmd"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        let echoes = testpmd.stop_and_count_rx();
+        let frames = seen.load(Ordering::Relaxed);
+        eprintln!("the kind echoed {frames} frames; testpmd received {echoes}");
+        assert!(echoes > 0, "testpmd received no echo of {frames} frames");
+        assert!(
+            echoes <= frames,
+            "testpmd received {echoes} echoes of {frames} frames"
+        );
+        testpmd.kill();
+
+        attacher.detach(&specs).unwrap();
+        assert!(!socket.exists(), "detach left {}", socket.display());
+        attacher.detach(&specs).unwrap();
     }
 }

@@ -3,22 +3,30 @@
 //!
 //! ```text
 //! memif-pkt --socket PATH --role client|server --mode tx|rx|echo --count N [--size BYTES]
+//! memif-pkt --network NAME --mode tx|rx|echo --count N [--size BYTES]
 //! ```
 //!
-//! `PATH` starting with `@` is an abstract socket name. `tx` sends N frames of `--size` bytes
-//! and counts the ones that come back with the same payload (the MAC addresses may be swapped,
-//! as testpmd's `macswap` mode does); if none comes back within a second of the last one sent,
-//! the peer does not echo and `packets` counts the frames sent. `rx` receives N frames; `echo`
-//! sends back every frame it receives until it has echoed N. The program prints one JSON
-//! object: `{"packets", "bytes", "errors", "mpps"}`. When the peer goes away, it reconnects
-//! and carries on. Logs go to stderr; set `RUST_LOG=debug` for more.
+//! `PATH` starting with `@` is an abstract socket name. With `--network`, the socket and role
+//! come from the memif `device-info` of that network's entry in the network-status list that
+//! `vnf-pod` gives its workload (`$TELCO_NETWORK_STATUS`, else the file named by
+//! `$TELCO_NETWORK_STATUS_FILE`): a `slave` workload is the client.
+//!
+//! `tx` sends N frames of `--size` bytes and counts the ones that come back with the same
+//! payload (the MAC addresses may be swapped, as testpmd's `macswap` mode does) in `echoed`. If
+//! none comes back within five seconds of the last one sent, the peer does not echo, and
+//! `packets` counts the frames sent. `rx` receives N frames; `echo` sends back every frame it
+//! receives until it has echoed N. The program prints one JSON object:
+//! `{"packets", "bytes", "errors", "mpps"}`, plus `"echoed"` in `tx` mode. When the peer goes
+//! away, it reconnects and carries on. Logs go to stderr; set `RUST_LOG=debug` for more.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use telco_net::cni::{Device, MemifRole, NetworkStatus};
 use telco_net::memif::{Memif, MemifConfig, MemifError, Role, SocketPath};
 use tracing::info;
 
@@ -44,11 +52,20 @@ enum Mode {
 #[command(about = "Send, receive or echo Ethernet frames over memif and print a JSON summary")]
 struct Cli {
     /// Control socket path, or `@name` for an abstract socket.
-    #[arg(long)]
-    socket: String,
+    #[arg(long, required_unless_present = "network", conflicts_with = "network")]
+    socket: Option<String>,
     /// memif role.
-    #[arg(long, value_enum)]
-    role: RoleArg,
+    #[arg(
+        long,
+        value_enum,
+        required_unless_present = "network",
+        conflicts_with = "network"
+    )]
+    role: Option<RoleArg>,
+    /// Take the socket and role from this network's entry in the network-status list
+    /// ($TELCO_NETWORK_STATUS or the file named by $TELCO_NETWORK_STATUS_FILE).
+    #[arg(long)]
+    network: Option<String>,
     /// What to do with frames.
     #[arg(long, value_enum)]
     mode: Mode,
@@ -74,6 +91,8 @@ struct Totals {
     packets: u64,
     bytes: u64,
     errors: u64,
+    /// Frames that came back intact, in `tx` mode.
+    echoed: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -97,11 +116,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             telco_net::memif::MAX_FRAME_LEN
         );
     }
-    let role = match cli.role {
-        RoleArg::Client => Role::Client,
-        RoleArg::Server => Role::Server,
+    let (socket, role) = match (&cli.network, &cli.socket, cli.role) {
+        (Some(network), _, _) => socket_of_network(network)?,
+        (None, Some(socket), Some(role)) => {
+            let role = match role {
+                RoleArg::Client => Role::Client,
+                RoleArg::Server => Role::Server,
+            };
+            (SocketPath::parse(socket), role)
+        }
+        _ => bail!("give --network, or both --socket and --role"),
     };
-    let mut config = MemifConfig::new(role, SocketPath::parse(&cli.socket));
+    info!(%socket, ?role, "using memif socket");
+    let mut config = MemifConfig::new(role, socket);
     config.id = cli.id;
     config.name = "memif-pkt".into();
     let mut memif = Memif::new(config).context("creating the memif interface")?;
@@ -121,14 +148,54 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     } else {
         0.0
     };
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "packets": totals.packets,
         "bytes": totals.bytes,
         "errors": totals.errors,
         "mpps": (mpps * 1000.0).round() / 1000.0,
     });
+    if let Some(echoed) = totals.echoed {
+        summary["echoed"] = echoed.into();
+    }
     println!("{summary}");
     Ok(())
+}
+
+/// Reads the network-status list from the environment, as `vnf-pod` passes it.
+fn network_status_list() -> anyhow::Result<Vec<NetworkStatus>> {
+    let (origin, text) = match std::env::var("TELCO_NETWORK_STATUS") {
+        Ok(text) => ("$TELCO_NETWORK_STATUS".to_owned(), text),
+        Err(_) => {
+            let path = std::env::var_os("TELCO_NETWORK_STATUS_FILE")
+                .map(PathBuf::from)
+                .context(
+                    "--network needs the network-status list in $TELCO_NETWORK_STATUS or \
+                     $TELCO_NETWORK_STATUS_FILE; run under vnf-pod or give --socket and --role",
+                )?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading network status file {}", path.display()))?;
+            (path.display().to_string(), text)
+        }
+    };
+    serde_json::from_str(&text)
+        .with_context(|| format!("parsing the network-status list in {origin}"))
+}
+
+/// Returns the socket and this side's role for network `name`, from its memif `device-info`.
+fn socket_of_network(name: &str) -> anyhow::Result<(SocketPath, Role)> {
+    let list = network_status_list()?;
+    let entry = list
+        .iter()
+        .find(|entry| entry.name == name)
+        .with_context(|| format!("the network-status list has no network {name:?}"))?;
+    let Some(Device::Memif(memif)) = entry.device_info.as_ref().map(|info| &info.device) else {
+        bail!("network {name:?} has no memif device-info");
+    };
+    let role = match memif.role {
+        MemifRole::Slave => Role::Client,
+        MemifRole::Master => Role::Server,
+    };
+    Ok((SocketPath::Path(memif.path.clone()), role))
 }
 
 /// Connects, retrying while a server is not there yet.
@@ -194,6 +261,7 @@ fn transmit(memif: &mut Memif, cli: &Cli, timeout: Duration) -> anyhow::Result<T
     let mut in_flight: VecDeque<u64> = VecDeque::new();
     let mut sent = 0u64;
     let mut echoed = 0u64;
+    let mut intact_total = 0u64;
     let mut last_progress = Instant::now();
     let mut watchdog = Watchdog { polls: 0 };
     let mut signal_seen = false;
@@ -237,6 +305,7 @@ fn transmit(memif: &mut Memif, cli: &Cli, timeout: Duration) -> anyhow::Result<T
             last_progress = Instant::now();
         }
         echoed += intact;
+        intact_total += intact;
         totals.errors += bad;
         if echoed + totals.errors >= cli.count {
             break;
@@ -267,6 +336,7 @@ fn transmit(memif: &mut Memif, cli: &Cli, timeout: Duration) -> anyhow::Result<T
     drop(templates);
     totals.packets = echoed;
     totals.bytes = echoed * cli.size as u64;
+    totals.echoed = Some(intact_total);
     Ok(totals)
 }
 

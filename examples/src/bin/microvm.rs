@@ -60,10 +60,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    telco_examples::init_logging("error");
     let args = Args::parse();
     match run(&args) {
         Ok(code) => ExitCode::from(code),

@@ -89,13 +89,7 @@ struct ClientArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    telco_examples::init_logging("info");
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Server(args) => serve(&args).map(|()| ExitCode::SUCCESS),

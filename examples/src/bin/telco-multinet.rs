@@ -405,12 +405,6 @@ fn error_text(error: &CniError) -> String {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    telco_examples::init_logging("warn");
     plugin_main(&Multinet)
 }

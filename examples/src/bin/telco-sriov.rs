@@ -10,13 +10,7 @@ use telco_net::cni::plugin_main;
 use telco_net::sriov::SriovPlugin;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    telco_examples::init_logging("warn");
     let plugin = match std::env::var_os("TELCO_SRIOV_STATE_DIR") {
         Some(dir) => SriovPlugin::with_state_dir(dir),
         None => SriovPlugin::default(),

@@ -142,6 +142,13 @@ fn wait_forwarding_signals(child: &mut Child) -> Result<ExitStatus, PodError> {
 /// directory's `workload.log`), prints the placement and leaves it all in place.
 pub fn up(source: &SpecSource) -> Result<Placed, PodError> {
     let (spec, links) = load_spec(source)?;
+    spec.check_for_up().map_err(|source_error| PodError::Spec {
+        origin: match source {
+            SpecSource::File(path) => path.display().to_string(),
+            SpecSource::Builtin(_) => "built-in".to_owned(),
+        },
+        source: source_error,
+    })?;
     require_root()?;
     signals::install().map_err(|error| PodError::step("install signal handlers", "", error))?;
     let mut placement = Placement::start(spec, Mode::Up, links)?;
@@ -186,6 +193,7 @@ pub fn down(name: &str) -> Result<(), PodError> {
     let cx = TeardownContext {
         spec: &spec,
         dir: &dir,
+        attachments: None,
     };
     run_teardown(&state.teardown, &cx)
 }

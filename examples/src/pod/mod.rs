@@ -17,8 +17,11 @@
 //!
 //! # Limitations
 //!
-//! - memif: the workload gets a socket path and role in `device-info`; `vnf-pod` runs no
-//!   peer on the socket, so a `slave` workload needs another process to serve it.
+//! - memif: the workload gets a socket path and role in `device-info`. For a `slave`
+//!   workload, `vnf-pod run` serves the socket itself with telco-net's memif kind and its echo
+//!   responder (every frame goes back with the MAC addresses swapped), on a thread that ends
+//!   with `vnf-pod run`. `vnf-pod up` exits after placing, so it rejects a `slave` memif
+//!   network. A `master` workload creates the socket, and its peer must come from elsewhere.
 //! - Hugepages are made available on the chosen node, but nothing keeps other workloads from
 //!   mapping free pages of the pool (there is no hugetlb cgroup limit).
 //! - Exclusive CPUs are exclusive among `vnf-pod` pods, whose state files record them; other

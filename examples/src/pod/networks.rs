@@ -1,15 +1,13 @@
-//! From the spec's networks to `telco-net` attachments, and the memif kind.
+//! From the spec's networks to `telco-net` attachments.
 
 use std::path::PathBuf;
 
-use async_trait::async_trait;
 use telco_net::attach::kinds::{
     CniKind, HostDeviceKind, IpvlanKind, MacvlanKind, TapKind, VethKind, VlanKind,
 };
-use telco_net::attach::{
-    AttachContext, AttachKind, Attached, AttachmentSpec, IpConfig, KindError, StaticAddress,
-};
-use telco_net::cni::{DeviceInfo, MemifDevice, MemifMode, MemifRole, NetConfList};
+use telco_net::attach::{AttachKind, AttachmentSpec, IpConfig, StaticAddress};
+use telco_net::cni::NetConfList;
+use telco_net::memif::MemifKind;
 
 use telco_core::{HostRoot, PciAddress};
 use telco_net::sriov::{
@@ -97,14 +95,12 @@ fn attachment_spec(
         NetworkKind::Vlan(vlan) => Box::new(VlanKind::new(vlan.master.as_str(), vlan.id)),
         NetworkKind::HostDevice(device) => Box::new(HostDeviceKind::new(device.device.as_str())),
         NetworkKind::Tap(_) => Box::new(TapKind::new()),
-        NetworkKind::Memif(memif) => Box::new(MemifKind {
-            role: memif.role,
-            mode: memif.mode,
-            socket: memif.socket.clone().unwrap_or_else(|| {
-                dir.path()
-                    .join(format!("memif-{}.sock", network.ifname.as_str()))
-            }),
-        }),
+        NetworkKind::Memif(memif) => {
+            // The pod shares the host's mount namespace, so both sides use the same path. A
+            // `slave` workload gets the kind's built-in echo responder as its peer.
+            let socket = memif_socket(network, dir);
+            Box::new(MemifKind::with_socket(&socket, &socket, memif.role).mode(memif.mode))
+        }
         NetworkKind::Cni(cni) => Box::new(CniKind::new(load_conflist(network, &cni.conflist)?)),
         NetworkKind::Sriov(sriov) => match (sriov_kind(pod, network, sriov), purpose) {
             (Ok(kind), _) => Box::new(kind),
@@ -139,6 +135,19 @@ fn attachment_spec(
         attachment = attachment.mtu(mtu);
     }
     Ok(attachment)
+}
+
+/// Returns the memif socket of `network`: the spec's `socket`, else `memif-<ifname>.sock` in
+/// the pod's directory.
+pub fn memif_socket(network: &NetworkSpec, dir: &PodDir) -> PathBuf {
+    match &network.kind {
+        NetworkKind::Memif(memif) => memif.socket.clone(),
+        _ => None,
+    }
+    .unwrap_or_else(|| {
+        dir.path()
+            .join(format!("memif-{}.sock", network.ifname.as_str()))
+    })
 }
 
 /// The SR-IOV network device plugin's resource config, where `pool` names are looked up.
@@ -244,40 +253,4 @@ fn load_conflist(
         origin,
         source: Box::new(source),
     })
-}
-
-/// A memif interface: the socket path and role handed to the workload in the status entry's
-/// `device-info`, as the userspace CNI plugin does for a memif without a vswitch.
-///
-/// Attach makes the socket's directory; detach removes a socket file left at the path.
-// TODO: use telco-net's memif attachment kind once its memif module has one; it can also run
-// the host side of a `slave` workload.
-#[derive(Debug)]
-struct MemifKind {
-    role: MemifRole,
-    mode: MemifMode,
-    socket: PathBuf,
-}
-
-#[async_trait]
-impl AttachKind for MemifKind {
-    fn kind(&self) -> &'static str {
-        "memif"
-    }
-
-    async fn attach(&self, _cx: &AttachContext<'_>) -> Result<Attached, KindError> {
-        if let Some(parent) = self.socket.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut device = MemifDevice::new(self.role, &self.socket);
-        device.mode = self.mode;
-        Ok(Attached::userspace(DeviceInfo::new(device.into())))
-    }
-
-    async fn detach(&self, _cx: &AttachContext<'_>) -> Result<(), KindError> {
-        match std::fs::remove_file(&self.socket) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
-            _ => Ok(()),
-        }
-    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use telco_core::{CpuSet, HostRoot, NodeMask, ResourceRequest, TopologyHint, TopologyHintProvider};
-use telco_net::attach::Attacher;
+use telco_net::attach::{Attacher, AttachmentSpec};
 use telco_net::cni::NetworkStatus;
 use telco_net::link::{Dummy, LinkError, Veth};
 use telco_net::netns::{NETNS_RUN_DIR, Netlink, Netns};
@@ -67,6 +67,9 @@ pub struct Placement {
     cpus: CpuSet,
     hugepages: Option<PlacedHugepages>,
     netns: Option<Netns>,
+    /// The attached networks' kinds. They stay alive until teardown detaches them, since a
+    /// memif kind runs the host data plane of a `slave` workload on a thread it owns.
+    attachments: Vec<AttachmentSpec>,
     networks: Vec<NetworkStatus>,
     cgroup: Option<PathBuf>,
 }
@@ -123,6 +126,7 @@ impl Placement {
             cpus: CpuSet::new(),
             hugepages: None,
             netns: None,
+            attachments: Vec::new(),
             networks: Vec::new(),
             cgroup: None,
         };
@@ -177,6 +181,7 @@ impl Placement {
         let cx = TeardownContext {
             spec: &self.spec,
             dir: &self.dir,
+            attachments: Some(&self.attachments),
         };
         run_teardown(&self.state.teardown, &cx)
     }
@@ -467,6 +472,7 @@ impl Placement {
         self.networks = attacher
             .attach(&specs)
             .map_err(|error| PodError::step(STEP, name.as_str(), error))?;
+        self.attachments = specs;
         Ok(())
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use telco_net::attach::Attacher;
+use telco_net::attach::{Attacher, AttachmentSpec};
 use telco_net::netns::{self, Netlink, Netns, NetnsError};
 
 use super::error::error_chain;
@@ -84,6 +84,10 @@ pub struct TeardownContext<'a> {
     pub spec: &'a PodSpec,
     /// The pod's directory.
     pub dir: &'a PodDir,
+    /// The attachments made by this process, when it is the one that placed the pod. Detaching
+    /// them stops what their kinds run in this process (the memif echo responder); without them
+    /// the attachments are rebuilt from the spec.
+    pub attachments: Option<&'a [AttachmentSpec]>,
 }
 
 /// Runs `list` in reverse, going on past failures, and returns them together.
@@ -151,12 +155,19 @@ fn detach_networks(cx: &TeardownContext<'_>) -> Result<(), PodError> {
         }
         Err(error) => return Err(PodError::step(step, name.as_str(), error)),
     };
-    let specs = networks::attachment_specs(cx.spec, cx.dir, networks::Purpose::Detach)
-        .map_err(|error| PodError::step(step, name.as_str(), error))?;
+    let rebuilt;
+    let specs = match cx.attachments {
+        Some(attachments) if !attachments.is_empty() => attachments,
+        _ => {
+            rebuilt = networks::attachment_specs(cx.spec, cx.dir, networks::Purpose::Detach)
+                .map_err(|error| PodError::step(step, name.as_str(), error))?;
+            rebuilt.as_slice()
+        }
+    };
     let attacher = Attacher::new(&pod_netns, &networks::container_id(name))
         .map_err(|error| PodError::step(step, name.as_str(), error))?;
     attacher
-        .detach(&specs)
+        .detach(specs)
         .map_err(|error| PodError::step(step, name.as_str(), error))
 }
 

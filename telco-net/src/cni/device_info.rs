@@ -211,9 +211,11 @@ impl VhostUserDevice {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MemifRole {
-    /// `master`: the workload creates the socket and the shared memory.
+    /// `master`: the workload creates and listens on the socket and maps the shared memory
+    /// that the host side (the slave) creates.
     Master,
-    /// `slave`: the workload connects to a socket the host side created.
+    /// `slave`: the workload connects to a socket the host side created and creates the shared
+    /// memory.
     Slave,
 }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Dns, ErrorCode, IpNet, NetworkStatus, PluginError, Version};
+use super::{Device, DeviceInfo, Dns, ErrorCode, IpNet, NetworkStatus, PluginError, Version};
 
 /// The result of ADD (CNI spec "Success"), also the `prevResult` of chained plugins.
 ///
@@ -230,6 +230,108 @@ impl CniResult {
     }
 }
 
+impl CniResult {
+    /// Builds a result of `cni_version` from network-status entries (what
+    /// [`Attacher::attach`](crate::attach::Attacher::attach) returns), one `interfaces` entry
+    /// per status entry, in order. `sandbox` is the pod's namespace path, such as
+    /// `/var/run/netns/pod1`.
+    ///
+    /// - An entry whose `device-info` is of type `memif` or `vhost-user` is a userspace
+    ///   interface: it gets `socketPath` from the device-info `path`, the MAC and MTU when the
+    ///   entry has them, and no `sandbox` and no addresses.
+    /// - Any other entry is a kernel interface in `sandbox`, with its MAC and MTU, `pciID` from a
+    ///   `pci` device-info, and one `ips` entry per address that points at it. An address gets
+    ///   the entry's gateway of the same family.
+    /// - The default entry's gateways become default routes, and its DNS settings (else the
+    ///   first non-empty ones) become the result's.
+    ///
+    /// An entry without an interface name is reported under its network name.
+    // NOTE: network-status entries carry addresses without a prefix length, so each address
+    // becomes a host prefix (/32 or /128) here.
+    pub fn from_network_status(
+        cni_version: impl Into<String>,
+        sandbox: &str,
+        statuses: &[NetworkStatus],
+    ) -> CniResult {
+        let mut result = CniResult::new(cni_version);
+        for status in statuses {
+            let index = result.interfaces.len();
+            let mut interface = Interface::new(
+                status
+                    .interface
+                    .clone()
+                    .unwrap_or_else(|| status.name.clone()),
+            );
+            interface.mac = status.mac.clone();
+            interface.mtu = status.mtu;
+            match userspace_socket(status.device_info.as_ref()) {
+                Some(socket) => interface.socket_path = Some(socket),
+                None => {
+                    interface.sandbox = Some(sandbox.to_owned());
+                    interface.pci_id = pci_address(status.device_info.as_ref());
+                    result.ips.extend(status.ips.iter().map(|address| {
+                        let mut ip = IpConfig::new(host_prefix(*address));
+                        ip.gateway = same_family(&status.gateway, *address);
+                        ip.interface = Some(index);
+                        ip
+                    }));
+                }
+            }
+            result.interfaces.push(interface);
+            if status.default {
+                result.routes.extend(status.gateway.iter().map(|gateway| {
+                    let any = if gateway.is_ipv4() {
+                        IpAddr::from([0u8; 4])
+                    } else {
+                        IpAddr::from([0u16; 8])
+                    };
+                    Route::new(
+                        IpNet::new(any, 0).expect("/0 fits every family"),
+                        Some(*gateway),
+                    )
+                }));
+            }
+        }
+        let dns = statuses
+            .iter()
+            .find(|status| status.default && !status.dns.is_empty())
+            .or_else(|| statuses.iter().find(|status| !status.dns.is_empty()));
+        if let Some(status) = dns {
+            result.dns = status.dns.clone();
+        }
+        result
+    }
+}
+
+/// Returns the socket path of a memif or vhost-user device, as text.
+fn userspace_socket(info: Option<&DeviceInfo>) -> Option<String> {
+    match &info?.device {
+        Device::Memif(memif) => Some(memif.path.display().to_string()),
+        Device::VhostUser(vhost) => Some(vhost.path.display().to_string()),
+        _ => None,
+    }
+}
+
+/// Returns the PCI address of a `pci` device, as text.
+fn pci_address(info: Option<&DeviceInfo>) -> Option<String> {
+    match &info?.device {
+        Device::Pci(pci) => pci.pci_address.map(|address| address.to_string()),
+        _ => None,
+    }
+}
+
+fn host_prefix(address: IpAddr) -> IpNet {
+    let bits = if address.is_ipv4() { 32 } else { 128 };
+    IpNet::new(address, bits).expect("the full length fits the family")
+}
+
+fn same_family(gateways: &[IpAddr], address: IpAddr) -> Option<IpAddr> {
+    gateways
+        .iter()
+        .find(|gateway| gateway.is_ipv4() == address.is_ipv4())
+        .copied()
+}
+
 fn check_result_version(version: &str) -> Result<(), PluginError> {
     let supported = version.parse::<Version>().is_ok_and(|v| v.is_supported());
     if supported {
@@ -309,6 +411,102 @@ mod tests {
         assert_eq!(status.mtu, Some(1500));
         assert_eq!(status.ips, vec!["10.1.0.5".parse::<IpAddr>().unwrap()]);
         assert_eq!(status.dns.nameservers, vec!["10.1.0.1".to_owned()]);
+    }
+
+    fn memif_status() -> NetworkStatus {
+        let mut status = NetworkStatus::new("data");
+        status.interface = Some("memif0".to_owned());
+        status.mac = Some("02:00:00:00:00:07".to_owned());
+        status.device_info = Some(DeviceInfo::new(
+            super::super::MemifDevice::new(
+                super::super::MemifRole::Slave,
+                "/run/memif/memif-abc-memif0.sock",
+            )
+            .into(),
+        ));
+        status
+    }
+
+    #[test]
+    fn memif_status_becomes_socket_path() {
+        let result = CniResult::from_network_status("1.1.0", "/var/run/netns/p", &[memif_status()]);
+        let value = result.to_value();
+        assert_eq!(
+            value["interfaces"],
+            json!([{"name": "memif0", "mac": "02:00:00:00:00:07",
+                    "socketPath": "/run/memif/memif-abc-memif0.sock"}])
+        );
+        assert!(result.ips.is_empty(), "{value}");
+        assert!(!result.interfaces[0].in_sandbox());
+    }
+
+    #[test]
+    fn vhost_user_status_becomes_socket_path() {
+        let mut status = NetworkStatus::new("vhu");
+        status.interface = Some("net2".to_owned());
+        status.device_info = Some(DeviceInfo::new(
+            super::super::VhostUserDevice::new(
+                super::super::VhostUserMode::Client,
+                "/var/run/vhu/net2.sock",
+            )
+            .into(),
+        ));
+        let result = CniResult::from_network_status("1.1.0", "/var/run/netns/p", &[status]);
+        assert_eq!(
+            result.to_value()["interfaces"],
+            json!([{"name": "net2", "socketPath": "/var/run/vhu/net2.sock"}])
+        );
+    }
+
+    #[test]
+    fn kernel_status_keeps_sandbox_ips_and_routes() {
+        let mut mgmt = NetworkStatus::new("mgmt");
+        mgmt.interface = Some("eth0".to_owned());
+        mgmt.mac = Some("0a:58:0a:f4:01:04".to_owned());
+        mgmt.mtu = Some(1500);
+        mgmt.ips = vec!["10.1.0.5".parse().unwrap(), "fd00::5".parse().unwrap()];
+        mgmt.gateway = vec!["10.1.0.1".parse().unwrap()];
+        mgmt.default = true;
+        mgmt.dns.nameservers = vec!["10.1.0.1".to_owned()];
+        let mut vf = NetworkStatus::new("sriov");
+        vf.interface = Some("net1".to_owned());
+        vf.ips = vec!["10.2.0.7".parse().unwrap()];
+        vf.device_info = Some(DeviceInfo::new(
+            super::super::PciDevice::new("0000:18:02.5".parse().unwrap()).into(),
+        ));
+        let statuses = [mgmt, vf, memif_status()];
+
+        let result = CniResult::from_network_status("1.1.0", "/var/run/netns/p", &statuses);
+        let value = result.to_value();
+        assert_eq!(
+            value["interfaces"][0],
+            json!({"name": "eth0", "mac": "0a:58:0a:f4:01:04", "mtu": 1500,
+                   "sandbox": "/var/run/netns/p"})
+        );
+        assert_eq!(
+            value["interfaces"][1],
+            json!({"name": "net1", "sandbox": "/var/run/netns/p", "pciID": "0000:18:02.5"})
+        );
+        assert_eq!(
+            value["ips"],
+            json!([{"address": "10.1.0.5/32", "gateway": "10.1.0.1", "interface": 0},
+                   {"address": "fd00::5/128", "interface": 0},
+                   {"address": "10.2.0.7/32", "interface": 1}])
+        );
+        assert_eq!(
+            value["routes"],
+            json!([{"dst": "0.0.0.0/0", "gw": "10.1.0.1"}])
+        );
+        assert_eq!(value["dns"], json!({"nameservers": ["10.1.0.1"]}));
+        assert_eq!(
+            value["interfaces"][2]["socketPath"],
+            "/run/memif/memif-abc-memif0.sock"
+        );
+
+        // The result reads back into the same entry for the first sandboxed interface.
+        let back = result.to_network_status("mgmt");
+        assert_eq!(back.interface.as_deref(), Some("eth0"));
+        assert_eq!(back.ips, statuses[0].ips);
     }
 
     #[test]

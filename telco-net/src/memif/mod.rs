@@ -18,6 +18,10 @@
 //! # Ok::<(), telco_net::memif::MemifError>(())
 //! ```
 //!
+//! [`MemifKind`] makes a memif interface an attachment of the multi-network API. For a workload
+//! in the client role it also serves the socket, passing the workload's frames to a
+//! [`FrameHandler`] on a thread of its own ([`echo_handler`] by default).
+//!
 //! Everything the peer sends is validated before use. The handshake checks message sizes and
 //! types, version, id, mode and secret, sequential region and ring indices, region sizes against
 //! the file size, ring placement inside its region, and ring cookies. Every burst checks the
@@ -37,6 +41,7 @@ mod attach;
 mod control;
 mod datapath;
 mod handshake;
+mod host_server;
 mod shm;
 pub mod wire;
 
@@ -47,8 +52,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 
-pub use attach::MemifKind;
+pub use attach::{MAX_SOCKET_PATH_LEN, MemifKind, MemifKindError};
 pub use datapath::{MAX_FRAME_LEN, MemifStats};
+pub use host_server::{FrameHandler, echo_handler, swap_macs};
 pub use wire::InterfaceMode;
 
 use crate::ring::MappingError;
@@ -309,6 +315,16 @@ impl Memif {
     /// then run the handshake, each step waiting up to `timeout`. An existing connection is
     /// dropped first.
     pub fn connect(&mut self, timeout: Duration) -> Result<(), MemifError> {
+        self.connect_within(timeout, timeout)
+    }
+
+    /// Like [`Memif::connect`], but a server waits up to `wait` for a client to connect and then
+    /// up to `timeout` for each handshake step. A client ignores `wait`.
+    pub(crate) fn connect_within(
+        &mut self,
+        wait: Duration,
+        timeout: Duration,
+    ) -> Result<(), MemifError> {
         self.connection = None;
         let connection = match self.config.role {
             Role::Client => {
@@ -317,7 +333,7 @@ impl Memif {
             }
             Role::Server => {
                 let listener = self.listener.as_ref().expect("servers listen from new()");
-                let channel = control::accept_on(listener, &self.config.socket, timeout)?;
+                let channel = control::accept_on(listener, &self.config.socket, wait)?;
                 handshake::server(channel, &self.config, timeout)?
             }
         };

@@ -474,6 +474,25 @@ struct RawSpec {
 }
 
 impl PodSpec {
+    /// Checks that `vnf-pod up` can place this spec. `up` exits once the pod is placed, but a
+    /// memif network whose workload is the `slave` needs `vnf-pod`'s echo responder as its
+    /// server, which lives only as long as the `vnf-pod` process.
+    pub fn check_for_up(&self) -> Result<(), SpecError> {
+        for (index, network) in self.networks.iter().enumerate() {
+            if let NetworkKind::Memif(memif) = &network.kind
+                && memif.role == MemifRole::Slave
+            {
+                return Err(SpecError::new(
+                    format!("networks[{index}].role"),
+                    "a slave workload needs vnf-pod's memif echo responder, which runs only \
+                     while `vnf-pod run` runs; use `vnf-pod run`, or role master with the \
+                     peer in the workload",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Parses and checks a spec from JSON text.
     pub fn from_json(text: &str) -> Result<PodSpec, SpecError> {
         let mut json = serde_json::Deserializer::from_str(text);

@@ -274,3 +274,20 @@ fn readme_example_spec_parses() {
     assert_eq!(spec.name, "upf-1");
     assert_eq!(spec.networks.len(), 3);
 }
+
+#[test]
+fn up_rejects_slave_memif() {
+    let spec = PodSpec::from_json(&with_networks(
+        r#"{"name": "a", "kind": "veth"}, {"name": "b", "kind": "memif", "role": "slave"}"#,
+    ))
+    .unwrap();
+    let error = spec.check_for_up().unwrap_err();
+    assert_eq!(error.field, "networks[1].role");
+    assert!(error.message.contains("vnf-pod run"), "{error}");
+
+    let spec = PodSpec::from_json(&with_networks(
+        r#"{"name": "b", "kind": "memif", "role": "master"}"#,
+    ))
+    .unwrap();
+    assert_eq!(spec.check_for_up(), Ok(()));
+}
