@@ -276,7 +276,7 @@ fn stress_element(p: u64, i: u64) -> u64 {
 }
 
 /// Runs 4 producers and 4 consumers (more threads than this test expects cores, so threads are
-/// preempted in the middle of operations) passing 4 x 750 000 elements in bulks of 8, and checks
+/// preempted in the middle of operations) passing 4 x 50 000 elements in bulks of 8, and checks
 /// the count, the sum and the xor of what the consumers received.
 fn oversubscribed_stress<P: SyncMode, C: SyncMode>(builder: RingBuilder)
 where
@@ -284,7 +284,7 @@ where
     Consumer<u64, C>: Clone,
 {
     const THREADS: u64 = 4;
-    const PER_PRODUCER: u64 = 750_000;
+    const PER_PRODUCER: u64 = 50_000;
     const BULK: usize = 8;
     let total = THREADS * PER_PRODUCER;
     let (producer, consumer) = builder.build::<u64, P, C>().unwrap();

@@ -38,6 +38,11 @@
 //!   threads that spin instead, every mode fell to 2 to 31 million elements/s and varied more
 //!   between runs than between modes. RTS was ahead of MP/MC in 5 of 6 such runs, too few to
 //!   claim a gain.
+//! - Those runs last well under a second. In longer runs MP/MC can fall into a convoy where
+//!   preempted threads keep the rest of the side spinning: a debug build of the 4 by 4 stress
+//!   test in `tests/ring_api.rs` with 750 000 elements per producer ran for over 10 minutes in
+//!   MP/MC mode, while RTS and HTS finished. The test now passes 50 000 per producer, and a
+//!   side that may be oversubscribed for long should prefer RTS or HTS.
 //! - Zero-copy calls exist only on [`Single`] sides; DPDK also offers them on HTS sides.
 //! - Elements need not be a multiple of 4 bytes (DPDK requires that); any `Copy` type works.
 //! - No named registry like `rte_ring_lookup`: rings are shared by fd or path.
