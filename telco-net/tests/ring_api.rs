@@ -209,15 +209,28 @@ fn run_threads<P: SyncMode, C: SyncMode>(
     });
 }
 
-#[test]
-fn mp_mc_threads_deliver_every_element_once() {
-    let (producer, consumer) = RingBuilder::new(64).build::<u64, Multi, Multi>().unwrap();
+/// Runs two producers and two consumers on one ring, sharing each side's handle, with 50 000
+/// elements per producer; `burst` as in [`run_threads`].
+fn run_two_by_two<P: SyncMode, C: SyncMode>(
+    producer: Producer<u64, P>,
+    consumer: Consumer<u64, C>,
+    burst: usize,
+) where
+    Producer<u64, P>: Clone,
+    Consumer<u64, C>: Clone,
+{
     run_threads(
         vec![producer.clone(), producer],
         vec![consumer.clone(), consumer],
         50_000,
-        8,
+        burst,
     );
+}
+
+#[test]
+fn mp_mc_threads_deliver_every_element_once() {
+    let (producer, consumer) = RingBuilder::new(64).build::<u64, Multi, Multi>().unwrap();
+    run_two_by_two(producer, consumer, 8);
 }
 
 #[test]
@@ -225,12 +238,7 @@ fn rts_threads_deliver_every_element_once() {
     let (producer, consumer) = RingBuilder::new(64)
         .build::<u64, MultiRts, MultiRts>()
         .unwrap();
-    run_threads(
-        vec![producer.clone(), producer],
-        vec![consumer.clone(), consumer],
-        50_000,
-        8,
-    );
+    run_two_by_two(producer, consumer, 8);
 }
 
 #[test]
@@ -238,12 +246,7 @@ fn hts_threads_deliver_every_element_once() {
     let (producer, consumer) = RingBuilder::new(64)
         .build::<u64, MultiHts, MultiHts>()
         .unwrap();
-    run_threads(
-        vec![producer.clone(), producer],
-        vec![consumer.clone(), consumer],
-        50_000,
-        8,
-    );
+    run_two_by_two(producer, consumer, 8);
 }
 
 #[test]
@@ -252,32 +255,22 @@ fn mixed_modes_deliver_every_element_once() {
         .prod_htd_max(1)
         .build::<u64, MultiRts, MultiHts>()
         .unwrap();
-    run_threads(
-        vec![producer.clone(), producer],
-        vec![consumer.clone(), consumer],
-        50_000,
-        5,
-    );
+    run_two_by_two(producer, consumer, 5);
     let (producer, consumer) = RingBuilder::new(64)
         .cons_htd_max(64)
         .build::<u64, MultiHts, MultiRts>()
         .unwrap();
-    run_threads(
-        vec![producer.clone(), producer],
-        vec![consumer.clone(), consumer],
-        50_000,
-        5,
-    );
+    run_two_by_two(producer, consumer, 5);
 }
 
-/// The value producer `p` sends as its `i`-th element: distinct per producer and position.
+/// Returns the `i`-th element of producer `p`, distinct per producer and position.
 fn stress_element(p: u64, i: u64) -> u64 {
     (p << 40 | i).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// Runs 4 producers and 4 consumers (more threads than this test expects cores, so threads are
-/// preempted in the middle of operations) passing 4 x 50 000 elements in bulks of 8, and checks
-/// the count, the sum and the xor of what the consumers received.
+/// Runs 4 producers and 4 consumers, passing 4 x 50 000 elements in bulks of 8, and checks the
+/// count, the sum and the xor of what the consumers received. There are more threads than
+/// cores, so threads are preempted in the middle of operations.
 fn oversubscribed_stress<P: SyncMode, C: SyncMode>(builder: RingBuilder)
 where
     Producer<u64, P>: Clone,

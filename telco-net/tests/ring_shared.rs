@@ -243,7 +243,7 @@ fn rts_and_hts_modes_survive_attach() {
     let attached = SharedRing::<u64>::attach_fd(ring.fd().try_clone_to_owned().unwrap()).unwrap();
     assert_eq!(attached.producer_sync_type(), SyncType::MultiRts);
     assert_eq!(attached.consumer_sync_type(), SyncType::MultiHts);
-    // SAFETY: in bounds of the mapping; nobody writes the metadata after creation.
+    // SAFETY: the read is in bounds of the mapping, and no code writes the metadata after creation.
     let htd_max = unsafe {
         view.base()
             .as_ptr()

@@ -1,10 +1,10 @@
 //! [`MemifKind`]: a memif interface as an attachment of the multi-network API.
 //!
 //! A memif attachment makes no kernel interface. The kind gives the attachment a socket path in
-//! a directory that the pod sees (a bind mount or an `emptyDir`), named as the userspace CNI
-//! plugin names it: `memif-<first 12 characters of the container ID>-<ifname>.sock`, or a fixed
-//! path ([`MemifKind::with_socket`]). The network-status entry carries the Network Plumbing WG
-//! `device-info` of type `memif` with that path as the workload sees it, its role and its mode.
+//! a directory that is mounted in the pod too (a bind mount or an `emptyDir`), named as the
+//! userspace CNI plugin names it (`memif-<first 12 characters of the container ID>-<ifname>.sock`),
+//! or a fixed path ([`MemifKind::with_socket`]). The network-status entry carries the Network
+//! Plumbing WG `device-info` of type `memif` with that path inside the pod, its role and mode.
 //!
 //! Whoever takes the server role creates the socket:
 //!
@@ -199,8 +199,8 @@ impl MemifKind {
         )
     }
 
-    /// A memif attachment on one fixed socket: `host_path` on the host, which the pod sees at
-    /// `pod_path` (the same path when the pod shares the host's mount namespace).
+    /// Creates a memif attachment on one fixed socket: `host_path` on the host, mounted in the
+    /// pod at `pod_path` (the same path when the pod shares the host's mount namespace).
     pub fn with_socket(
         host_path: impl Into<PathBuf>,
         pod_path: impl Into<PathBuf>,

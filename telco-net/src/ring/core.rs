@@ -260,7 +260,7 @@ impl<T: Copy> RingCore<T> {
                 position(tail)
             };
             // Release publishes our slot accesses. The CAS chain on the tail is a release sequence,
-            // so a thread that later reads a tail position covering our slots sees them.
+            // so a thread that later reads a tail position covering our slots observes them.
             match own.tail.compare_exchange_weak(
                 tail,
                 pack(new_position, finished),

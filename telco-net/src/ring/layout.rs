@@ -85,7 +85,7 @@ impl HeadTail {
     }
 }
 
-/// How one side of a ring synchronises its threads, as DPDK's `rte_ring_sync_type`.
+/// The synchronisation mode of one side of a ring, as DPDK's `rte_ring_sync_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SyncType {
@@ -100,7 +100,7 @@ pub enum SyncType {
 }
 
 impl SyncType {
-    /// The header flags that record this mode for the producer side.
+    /// Returns the header flags that record this mode for the producer side.
     pub(crate) fn producer_flags(self) -> u32 {
         match self {
             Self::Single => FLAG_SP_ENQ,
@@ -110,7 +110,7 @@ impl SyncType {
         }
     }
 
-    /// The header flags that record this mode for the consumer side.
+    /// Returns the header flags that record this mode for the consumer side.
     pub(crate) fn consumer_flags(self) -> u32 {
         match self {
             Self::Single => FLAG_SC_DEQ,
@@ -120,12 +120,12 @@ impl SyncType {
         }
     }
 
-    /// The producer's mode recorded in `flags`, or `None` if more than one mode flag is set.
+    /// Returns the producer's mode recorded in `flags`, or `None` if several mode flags are set.
     pub(crate) fn of_producer(flags: u32) -> Option<Self> {
         Self::from_side_flags(flags & PROD_MODE_FLAGS, Self::producer_flags)
     }
 
-    /// The consumer's mode recorded in `flags`, or `None` if more than one mode flag is set.
+    /// Returns the consumer's mode recorded in `flags`, or `None` if several mode flags are set.
     pub(crate) fn of_consumer(flags: u32) -> Option<Self> {
         Self::from_side_flags(flags & CONS_MODE_FLAGS, Self::consumer_flags)
     }

@@ -30,14 +30,13 @@
 //!   other threads of its side wait until it runs again. In [`Multi`] the threads that reserved
 //!   after it wait, in [`MultiRts`] those that find the head-tail distance at its maximum, and
 //!   in [`MultiHts`] all of them. RTS and HTS change who waits and for how long, not whether.
-//! - RTS and HTS did not pay off in our measurement (`bench-ring --oversubscribed-only`: 4
-//!   producer and 4 consumer threads on 2 CPUs, 4096 slots, 8-byte elements, a 2-vCPU VM shared
-//!   with other jobs). With threads that yield when the ring is full or empty, MP/MC moved 87 to
-//!   109 million elements/s in bulks of 8 against 53 to 57 for RTS and 58 to 61 for HTS, and
-//!   254 to 312 million in bulks of 32 against 179 to 195 for RTS and 196 to 282 for HTS. With
-//!   threads that spin instead, every mode fell to 2 to 31 million elements/s and varied more
-//!   between runs than between modes. RTS was ahead of MP/MC in 5 of 6 such runs, too few to
-//!   claim a gain.
+//! - RTS and HTS did not pay off in short runs (`bench-ring --oversubscribed-only`: 4 producer
+//!   and 4 consumer threads on 2 CPUs, 4096 slots, 8-byte elements, a 2-vCPU VM shared with
+//!   other jobs). Threads there yield when the ring is full or empty. In bulks of 8, MP/MC moved
+//!   87 to 109 million elements/s, RTS 53 to 57 and HTS 58 to 61. In bulks of 32, MP/MC moved
+//!   254 to 312 million, RTS 179 to 195 and HTS 196 to 282. With threads that spin instead,
+//!   every mode fell to 2 to 31 million elements/s and varied more between runs than between
+//!   modes. bench-ring no longer prints those spinning rows, because their run time has no bound.
 //! - Those runs last well under a second. In longer runs MP/MC can fall into a convoy where
 //!   preempted threads keep the rest of the side spinning: a debug build of the 4 by 4 stress
 //!   test in `tests/ring_api.rs` with 750 000 elements per producer ran for over 10 minutes in
@@ -253,7 +252,7 @@ impl RingBuilder {
         flags
     }
 
-    /// The producer's and consumer's maximum head-tail distances: 0 for sides not in RTS mode.
+    /// Returns the producer's and consumer's maximum head-tail distances (0 outside RTS mode).
     fn htd_max<P: SyncMode, C: SyncMode>(
         &self,
         geometry: &Geometry,

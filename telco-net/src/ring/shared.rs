@@ -99,12 +99,12 @@ impl<T: Plain> SharedRing<T> {
         self.core.count()
     }
 
-    /// The producer side's mode, as the header records it (DPDK `rte_ring_get_prod_sync_type`).
+    /// Returns the producer side's mode from the header (DPDK `rte_ring_get_prod_sync_type`).
     pub fn producer_sync_type(&self) -> SyncType {
         SyncType::of_producer(self.core.flags).expect("flags validated at creation or attach")
     }
 
-    /// The consumer side's mode, as the header records it (DPDK `rte_ring_get_cons_sync_type`).
+    /// Returns the consumer side's mode from the header (DPDK `rte_ring_get_cons_sync_type`).
     pub fn consumer_sync_type(&self) -> SyncType {
         SyncType::of_consumer(self.core.flags).expect("flags validated at creation or attach")
     }

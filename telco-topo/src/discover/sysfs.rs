@@ -332,9 +332,9 @@ fn read_into(dir_fd: RawFd, name: &str, buffer: &mut Vec<u8>) -> io::Result<bool
     loop {
         buffer.reserve(CHUNK);
         let spare = buffer.spare_capacity_mut();
-        let asked = spare.len().min(CHUNK);
-        // SAFETY: `spare` is writable for `asked` bytes, and `read` writes at most that many.
-        let count = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), asked) };
+        let requested = spare.len().min(CHUNK);
+        // SAFETY: `spare` is writable for `requested` bytes, and `read` writes at most that many.
+        let count = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), requested) };
         if count < 0 {
             let error = io::Error::last_os_error();
             if error.kind() == io::ErrorKind::Interrupted {
@@ -345,7 +345,7 @@ fn read_into(dir_fd: RawFd, name: &str, buffer: &mut Vec<u8>) -> io::Result<bool
         let count = count.unsigned_abs();
         // SAFETY: `read` initialised the first `count` bytes of the spare capacity.
         unsafe { buffer.set_len(buffer.len() + count) };
-        if count < asked {
+        if count < requested {
             return Ok(true);
         }
     }
