@@ -188,6 +188,35 @@ mod host_tier {
             .expect("a second detach finds nothing and succeeds");
     }
 
+    /// Detach deletes the veth and macvlan pod ends in one batch. An interface removed by hand
+    /// is left to the kind's own detach, which still deletes a leftover host end.
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
+    fn detach_after_interfaces_removed_by_hand() {
+        let s = setup();
+        let host_before = link_names(&s.host);
+        let specs = three_networks(tap_spec());
+        let attacher = Attacher::with_host(&s.pod, &s.host_ns, "cid-by-hand")
+            .unwrap()
+            .ipam_data_dir(s.ipam_dir.path());
+        attacher.attach(&specs).unwrap();
+        s.pod_nl.links().delete("net1").unwrap();
+        // Moving the pod end of the veth out of the pod hides it from the batch. The host end
+        // stays, so the veth kind's own detach must find and delete it.
+        s.pod_nl
+            .links()
+            .set("eth0")
+            .rename("moved0")
+            .netns(&s.host_ns)
+            .apply()
+            .unwrap();
+
+        attacher.detach(&specs).unwrap();
+
+        assert_eq!(link_names(&s.pod_nl), BTreeSet::from(["lo".to_owned()]));
+        assert_eq!(link_names(&s.host), host_before);
+    }
+
     #[test]
     #[ignore = "host tier: run by cargo xtask test"]
     fn third_failure_rolls_back_all() {

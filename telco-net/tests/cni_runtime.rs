@@ -214,6 +214,44 @@ fn plugin_errors_and_crashes_are_reported() {
     );
 }
 
+/// A config larger than a pipe holds, to a plugin that fills its stdout before it reads stdin:
+/// neither side may wait on the other.
+#[test]
+fn large_config_to_plugin_that_replies_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let received = dir.path().join("received");
+    write_script(
+        dir.path(),
+        "chatty",
+        &format!(
+            r#"head -c 200000 /dev/zero | tr '\000' ' '
+wc -c > {received}
+printf '{{"cniVersion":"1.1.0","interfaces":[{{"name":"chatty"}}]}}'
+"#,
+            received = received.display()
+        ),
+    );
+    let runtime =
+        CniRuntime::new(vec![dir.path().to_owned()]).with_cache_dir(dir.path().join("cache"));
+    let rt = RuntimeConf::new("c1", Some("/run/netns/none".into()), "eth0");
+    let padding = "x".repeat(300_000);
+    let list = NetConfList::from_value(json!({
+        "cniVersion": "1.1.0", "name": "big",
+        "plugins": [{"type": "chatty", "padding": padding}]
+    }))
+    .unwrap();
+
+    let result = runtime.add_network_list(&list, &rt).unwrap();
+
+    assert_eq!(result.interfaces[0].name, "chatty");
+    let bytes: usize = std::fs::read_to_string(&received)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(bytes > padding.len(), "the plugin read {bytes} bytes");
+}
+
 #[test]
 fn check_without_cached_result_fails() {
     let dir = tempfile::tempdir().unwrap();

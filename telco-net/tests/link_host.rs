@@ -79,6 +79,76 @@ mod host_tier {
 
     #[test]
     #[ignore = "host tier: run by cargo xtask test"]
+    fn delete_many_spares_other_groups() {
+        require_root();
+        let (_host_ns, host) = namespace();
+        let (pod, pod_nl) = namespace();
+        host.links()
+            .add(Veth::new("veth-a", "eth0").peer_netns(&pod))
+            .unwrap();
+        pod_nl.links().add(Veth::new("p1", "q1")).unwrap();
+        pod_nl.links().add(Veth::new("p2", "q2")).unwrap();
+        pod_nl.links().add(Veth::new("keep0", "keep1")).unwrap();
+        // A bystander already in the group the batch would try first must survive.
+        let status = Command::new("ip")
+            .args(["-n", pod.name().unwrap(), "link", "set", "keep0", "group"])
+            .arg(0x7465_6c00_u32.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+
+        let missing = pod_nl
+            .links()
+            .delete_many(&["eth0", "p1", "absent0"])
+            .unwrap();
+
+        assert_eq!(missing, ["absent0"]);
+        for name in ["eth0", "p1", "q1"] {
+            assert!(pod_nl.links().find(name).unwrap().is_none(), "{name} left");
+        }
+        assert!(
+            host.links().find("veth-a").unwrap().is_none(),
+            "the host end goes with the pod end"
+        );
+        for name in ["p2", "q2", "keep0", "keep1"] {
+            assert!(
+                pod_nl.links().find(name).unwrap().is_some(),
+                "{name} deleted"
+            );
+        }
+        assert!(ip_link_details(&pod, "keep0").contains(&format!("group {}", 0x7465_6c00_u32)));
+        assert_eq!(
+            pod_nl.links().delete_many(&["p2"]).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(pod_nl.links().delete_many(&["p2"]).unwrap(), ["p2"]);
+        assert!(pod_nl.links().delete_many(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
+    fn delete_many_failure_keeps_links() {
+        require_root();
+        let (ns, nl) = namespace();
+        nl.links().add(Veth::new("r1", "r2")).unwrap();
+
+        // The kernel has no netlink delete for the loopback link, so it refuses the group.
+        let error = nl.links().delete_many(&["r1", "lo"]).unwrap_err();
+
+        let text = error.to_string();
+        assert!(text.contains("RTM_DELLINK group"), "{text}");
+        assert!(text.contains("r1,lo"), "{text}");
+        for name in ["r1", "r2", "lo"] {
+            assert!(nl.links().find(name).unwrap().is_some(), "{name} deleted");
+        }
+        for name in ["r1", "lo"] {
+            let details = ip_link_details(&ns, name);
+            assert!(details.contains("group default"), "{name}: {details}");
+        }
+    }
+
+    #[test]
+    #[ignore = "host tier: run by cargo xtask test"]
     fn bridge_ports_join_and_leave() {
         require_root();
         let (_ns, nl) = namespace();

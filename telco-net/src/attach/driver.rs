@@ -112,10 +112,7 @@ impl Attacher {
                 Ok(status) => statuses.push(status),
                 Err(error) => {
                     tracing::warn!(index, network = %spec.network, %error, "attach failed, rolling back");
-                    let mut rollback = Vec::new();
-                    for (earlier, spec) in specs[..=index].iter().enumerate().rev() {
-                        rollback.extend(self.detach_one(earlier, spec).await);
-                    }
+                    let rollback = self.detach_all(&specs[..=index]).await;
                     return Err(AttachError::Attachment {
                         index,
                         error,
@@ -133,10 +130,7 @@ impl Attacher {
     ///
     /// Cancel safe in the sense that calling it again finishes the work.
     pub async fn detach_async(&self, specs: &[AttachmentSpec]) -> Result<(), DetachError> {
-        let mut failures = Vec::new();
-        for (index, spec) in specs.iter().enumerate().rev() {
-            failures.extend(self.detach_one(index, spec).await);
-        }
+        let failures = self.detach_all(specs).await;
         if failures.is_empty() {
             Ok(())
         } else {
@@ -251,33 +245,66 @@ impl Attacher {
         configured.map_err(|closed| (Step::Link, closed.into()))?
     }
 
-    /// Removes one attachment: gives back its addresses, then lets the kind remove its
-    /// interface. Returns every failure.
-    async fn detach_one(&self, index: usize, spec: &AttachmentSpec) -> Vec<StepError> {
-        let cx = self.context(index, spec);
-        let fail = |step: Step, source: KindError| StepError {
+    /// Removes the attachments `specs`, the first `specs.len()` of the list, in reverse order:
+    /// gives back their addresses, then removes their interfaces. The pod interfaces of kinds
+    /// that deleting them undoes go in one request (see
+    /// [`AttachKind::undone_by_deleting_pod_link`](super::AttachKind::undone_by_deleting_pod_link));
+    /// the other kinds, and any interface that request did not find, go through the kind's
+    /// `detach`. Returns every failure, the last attachment's first.
+    async fn detach_all(&self, specs: &[AttachmentSpec]) -> Vec<StepError> {
+        let fail = |spec: &AttachmentSpec, step: Step, source: KindError| StepError {
             network: spec.network.clone(),
             interface: spec.interface.to_string(),
             kind: spec.kind.kind(),
             step,
             source,
         };
-        let mut failures = Vec::new();
-        if let IpConfig::HostLocal(ipam) = &spec.ip {
-            let store = HostLocal::open(self.store_dir(ipam.data_dir.as_deref()), &ipam.network);
-            if let Err(error) =
-                store.and_then(|store| store.release(&self.container_id, spec.interface.as_str()))
-            {
-                failures.push(fail(Step::Ipam, error.into()));
+        let mut failures: Vec<Vec<StepError>> = specs.iter().map(|_| Vec::new()).collect();
+        for (index, spec) in specs.iter().enumerate().rev() {
+            if let IpConfig::HostLocal(ipam) = &spec.ip {
+                let store =
+                    HostLocal::open(self.store_dir(ipam.data_dir.as_deref()), &ipam.network);
+                if let Err(error) = store
+                    .and_then(|store| store.release(&self.container_id, spec.interface.as_str()))
+                {
+                    failures[index].push(fail(spec, Step::Ipam, error.into()));
+                }
             }
         }
-        if let Err(error) = spec.kind.detach(&cx).await {
-            failures.push(fail(Step::Kind, error));
+
+        let (batched, mut by_kind): (Vec<usize>, Vec<usize>) =
+            (0..specs.len()).partition(|&index| specs[index].kind.undone_by_deleting_pod_link());
+        if !batched.is_empty() {
+            let names: Vec<&str> = batched
+                .iter()
+                .map(|&index| specs[index].interface.as_str())
+                .collect();
+            match self.pod.links().delete_many(&names) {
+                Ok(missing) => by_kind.extend(batched.iter().filter(|&&index| {
+                    missing
+                        .iter()
+                        .any(|name| name == specs[index].interface.as_str())
+                })),
+                Err(error) => {
+                    tracing::debug!(%error, "deleting the pod links together failed, deleting them one by one");
+                    by_kind.extend(&batched);
+                }
+            }
         }
-        if failures.is_empty() {
-            tracing::info!(index, network = %spec.network, interface = %spec.interface, "detached network");
+        by_kind.sort_unstable_by(|a, b| b.cmp(a));
+        for index in by_kind {
+            let spec = &specs[index];
+            if let Err(error) = spec.kind.detach(&self.context(index, spec)).await {
+                failures[index].push(fail(spec, Step::Kind, error));
+            }
         }
-        failures
+
+        for (index, spec) in specs.iter().enumerate().rev() {
+            if failures[index].is_empty() {
+                tracing::info!(index, network = %spec.network, interface = %spec.interface, "detached network");
+            }
+        }
+        failures.into_iter().rev().flatten().collect()
     }
 
     fn store_dir<'a>(&'a self, dir: Option<&'a Path>) -> &'a Path {

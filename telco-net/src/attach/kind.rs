@@ -82,6 +82,18 @@ pub trait AttachKind: fmt::Debug + Send + Sync {
     ///
     /// Cancel safe in the sense that calling it again finishes the work.
     async fn detach(&self, cx: &AttachContext<'_>) -> Result<(), KindError>;
+
+    /// Returns whether deleting the pod interface alone undoes `attach`, as for a veth pair
+    /// (deleting one end deletes both) or a macvlan.
+    ///
+    /// Detach deletes the pod interfaces of all such attachments with one request
+    /// ([`Links::delete_many`](crate::link::Links::delete_many)), so the kernel waits for RCU
+    /// once rather than once per link. It calls [`AttachKind::detach`] only for an interface
+    /// that request did not find, or for all of them when the request fails. The default,
+    /// `false`, always calls `detach`.
+    fn undone_by_deleting_pod_link(&self) -> bool {
+        false
+    }
 }
 
 /// The view of the pod and of the attachment that a kind gets.

@@ -215,7 +215,7 @@ impl HostLocal {
             });
         }
         let last = self.dir.join(format!("{LAST_RESERVED_PREFIX}{set_index}"));
-        fs::write(&last, address.to_string()).map_err(|source| IpamError::Store {
+        overwrite(&last, &address.to_string()).map_err(|source| IpamError::Store {
             call: "write",
             path: last,
             source,
@@ -280,6 +280,22 @@ impl HostLocal {
             })
             .collect())
     }
+}
+
+/// Replaces the contents of the small file `path` with `text`, creating it when missing.
+///
+/// Writes over the old bytes and then sets the length, rather than truncating first. On ext4,
+/// opening with `O_TRUNC` frees the file's block, which took about half a millisecond per lease
+/// on the build machine, and an address-long file mostly keeps its length.
+fn overwrite(path: &Path, text: &str) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.set_len(text.len() as u64)
 }
 
 /// Walks a range set round robin the way host-local does: from the address after the last
@@ -362,6 +378,18 @@ mod tests {
             .iter()
             .map(|lease| lease.address.to_string())
             .collect()
+    }
+
+    #[test]
+    fn overwrite_replaces_longer_and_shorter_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("last_reserved_ip.0");
+        overwrite(&path, "10.1.0.10").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "10.1.0.10");
+        overwrite(&path, "10.1.0.9").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "10.1.0.9");
+        overwrite(&path, "fd00::1234").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "fd00::1234");
     }
 
     #[test]

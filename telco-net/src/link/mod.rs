@@ -173,6 +173,36 @@ impl<'a> Links<'a> {
         Ok(())
     }
 
+    /// Deletes the links `names` together, with one kernel batch, and returns the names it did
+    /// not find. Either every link found is deleted or none is.
+    ///
+    /// The kernel waits for an RCU grace period (`rcu_barrier()`) after each batch of deleted
+    /// links, 10 to 20 ms on a small VM, so deleting three links one by one costs three such
+    /// waits. This moves the links into a link group no other link in the namespace uses and
+    /// deletes that group with a single `RTM_DELLINK` (`ip link del group G`), which costs one.
+    /// If the kernel refuses the batch (it does when one of the links, like `lo`, has no netlink
+    /// delete), the links get their old group back and the error names the refused request.
+    pub fn delete_many(&self, names: &[&str]) -> Result<Vec<String>, LinkError> {
+        const REQUEST: &str = "RTM_DELLINK group";
+        if let [name] = names {
+            return match self.delete(name) {
+                Err(error) if error.is_not_found() => Ok(vec![(*name).to_owned()]),
+                result => result.map(|()| Vec::new()),
+            };
+        }
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let label = self.netlink.netns().to_owned();
+        let requested: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        let joined = requested.join(",");
+        let missing = self.call(REQUEST, &joined, move |handle| async move {
+            delete_as_group(&handle, &requested, &label).await
+        })??;
+        tracing::debug!(links = %names.join(","), netns = self.netlink.netns(), ?missing, "deleted links together");
+        Ok(missing)
+    }
+
     /// Starts a change of the link `name`, like `ip link set NAME ...`; send it with
     /// [`LinkChange::apply`].
     pub fn set(&self, name: &str) -> LinkChange<'a> {
@@ -270,6 +300,101 @@ pub(crate) async fn link_message(
         }),
         Err(source) => Err(LinkError::netlink("RTM_GETLINK", name, netns, source)),
     }
+}
+
+/// The first link group [`Links::delete_many`] tries; any unused nonzero group would do.
+const FIRST_BATCH_GROUP: u32 = 0x7465_6c00;
+
+/// Moves the links `names` into an unused group and deletes the group; see
+/// [`Links::delete_many`]. Returns the names not found.
+async fn delete_as_group(
+    handle: &rtnetlink::Handle,
+    names: &[String],
+    netns: &str,
+) -> Result<Vec<String>, LinkError> {
+    const REQUEST: &str = "RTM_DELLINK group";
+    let joined = names.join(",");
+    let messages: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|source| LinkError::netlink("RTM_GETLINK dump", &joined, netns, source))?;
+    let group_of = |message: &LinkMessage| {
+        message
+            .attributes
+            .iter()
+            .find_map(|attribute| match attribute {
+                LinkAttribute::Group(group) => Some(*group),
+                _ => None,
+            })
+    };
+    let used: std::collections::HashSet<u32> = messages.iter().filter_map(group_of).collect();
+    let group = (FIRST_BATCH_GROUP..=u32::MAX)
+        .find(|group| !used.contains(group))
+        .expect("a namespace has fewer links than there are link groups");
+
+    // (index, name, old group) of each link found.
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        let message = messages
+            .iter()
+            .find(|message| Link::from_message(message).name == *name);
+        match message {
+            Some(message) => found.push((
+                message.header.index,
+                name.as_str(),
+                group_of(message).unwrap_or(0),
+            )),
+            None => missing.push(name.clone()),
+        }
+    }
+    let mut grouped = Vec::with_capacity(found.len());
+    let mut outcome = Ok(());
+    for &(index, name, old) in &found {
+        match set_group(handle, index, group).await {
+            Ok(()) => grouped.push((index, old)),
+            // Gone since the dump, as when it was the peer of a veth deleted meanwhile.
+            Err(source) if errno_of(&source) == Some(libc::ENODEV) => missing.push(name.to_owned()),
+            Err(source) => {
+                outcome = Err(LinkError::netlink("RTM_SETLINK group", name, netns, source));
+                break;
+            }
+        }
+    }
+    if outcome.is_ok() && !grouped.is_empty() {
+        let mut request = handle.link().del(0);
+        request
+            .message_mut()
+            .attributes
+            .push(LinkAttribute::Group(group));
+        outcome = request
+            .execute()
+            .await
+            .map_err(|source| LinkError::netlink(REQUEST, &joined, netns, source));
+    }
+    if outcome.is_err() {
+        for (index, old) in grouped {
+            if let Err(error) = set_group(handle, index, old).await {
+                tracing::warn!(index, netns, %error, "failed to give a link its old group back");
+            }
+        }
+    }
+    outcome.map(|()| missing)
+}
+
+/// Puts the link `index` into link group `group` with one `RTM_SETLINK`.
+async fn set_group(
+    handle: &rtnetlink::Handle,
+    index: u32,
+    group: u32,
+) -> Result<(), rtnetlink::Error> {
+    let mut message = LinkMessage::default();
+    message.header.index = index;
+    message.attributes.push(LinkAttribute::Group(group));
+    handle.link().set(message).execute().await
 }
 
 /// The index of the link `name`.

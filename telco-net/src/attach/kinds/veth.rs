@@ -68,6 +68,11 @@ impl AttachKind for VethKind {
             result => Ok(result?),
         }
     }
+
+    /// Deleting the pod end deletes the host end with it.
+    fn undone_by_deleting_pod_link(&self) -> bool {
+        true
+    }
 }
 
 impl VethKind {

@@ -66,6 +66,10 @@ impl AttachKind for MacvlanKind {
     async fn detach(&self, cx: &AttachContext<'_>) -> Result<(), KindError> {
         gone_is_ok(cx.pod_netlink().links().delete(cx.ifname().as_str()))
     }
+
+    fn undone_by_deleting_pod_link(&self) -> bool {
+        true
+    }
 }
 
 /// An ipvlan child of the host interface `master`, like the CNI `ipvlan` plugin (`master`,
@@ -107,6 +111,10 @@ impl AttachKind for IpvlanKind {
 
     async fn detach(&self, cx: &AttachContext<'_>) -> Result<(), KindError> {
         gone_is_ok(cx.pod_netlink().links().delete(cx.ifname().as_str()))
+    }
+
+    fn undone_by_deleting_pod_link(&self) -> bool {
+        true
     }
 }
 
@@ -151,5 +159,9 @@ impl AttachKind for VlanKind {
 
     async fn detach(&self, cx: &AttachContext<'_>) -> Result<(), KindError> {
         gone_is_ok(cx.pod_netlink().links().delete(cx.ifname().as_str()))
+    }
+
+    fn undone_by_deleting_pod_link(&self) -> bool {
+        true
     }
 }

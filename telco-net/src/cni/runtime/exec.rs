@@ -88,13 +88,23 @@ pub(crate) fn exec_plugin(
     let started = std::time::Instant::now();
     let mut child = spawn_with_retry(&mut process).map_err(exec_error)?;
     let mut pipe = child.stdin.take().expect("stdin is piped");
-    let input = stdin.to_vec();
-    // A thread writes stdin so that a plugin which prints before it has read everything cannot
-    // block on a full pipe while this side waits.
-    let writer = std::thread::spawn(move || pipe.write_all(&input));
-    let output = child.wait_with_output().map_err(exec_error)?;
+    let (output, written) = if stdin.len() <= libc::PIPE_BUF {
+        // A pipe buffers at least PIPE_BUF bytes, so this write cannot block. It is also
+        // cheaper than starting a thread.
+        let written = pipe.write_all(stdin);
+        drop(pipe);
+        (child.wait_with_output(), written)
+    } else {
+        // A thread writes a larger stdin so that a plugin which prints before it has read
+        // everything cannot block on a full pipe while this side waits.
+        let input = stdin.to_vec();
+        let writer = std::thread::spawn(move || pipe.write_all(&input));
+        let output = child.wait_with_output();
+        (output, writer.join().unwrap_or(Ok(())))
+    };
+    let output = output.map_err(exec_error)?;
     // A plugin may exit without reading stdin (VERSION does); a broken pipe is then expected.
-    if let Ok(Err(error)) = writer.join()
+    if let Err(error) = written
         && error.kind() != std::io::ErrorKind::BrokenPipe
     {
         return Err(exec_error(error));
