@@ -27,6 +27,7 @@ pub use topology::{CpuEntry, CpuPlace, CpuTopology};
 
 use crate::error::CpuManagerError;
 use take::Sorting;
+use topology::{Kind, count_common};
 
 /// Choice of the reserved CPUs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,38 +240,37 @@ impl CpuManager {
     /// narrowest set whose CPUs (free or not) could.
     pub fn hints(&self, count: usize) -> Vec<TopologyHint> {
         let available = self.available();
-        let nodes: Vec<usize> = self.topology.node_ids().iter().collect();
-        let free_per_node: Vec<usize> = nodes
+        let level = self.topology.level(Kind::Node);
+        let nodes = &level.ids;
+        let free_per_node: Vec<usize> = level
+            .cpus
             .iter()
-            .map(|&node| {
-                self.topology
-                    .cpus_in_node(node)
-                    .intersection(&available)
-                    .len()
-            })
+            .map(|cpus| count_common(cpus, &available))
             .collect();
-        let total_per_node: Vec<usize> = nodes
-            .iter()
-            .map(|&node| self.topology.cpus_in_node(node).len())
-            .collect();
+        let total_per_node: Vec<usize> = level.cpus.iter().map(CpuSet::len).collect();
         let mut min_size = nodes.len();
-        let mut candidates = Vec::new();
-        let mut visit = |mask: &NodeMask| {
-            let indexes: Vec<usize> = mask
-                .iter()
-                .filter_map(|node| nodes.iter().position(|&n| n == node))
-                .collect();
-            let total: usize = indexes.iter().map(|&i| total_per_node[i]).sum();
+        // Records whether all CPUs of `mask` could fit the request and returns whether its
+        // free CPUs fit it now, so that only fitting masks are kept (and cloned).
+        let mut fits = |mask: &NodeMask| {
+            let (mut total, mut free) = (0, 0);
+            for node in mask.iter() {
+                if let Ok(index) = nodes.binary_search(&node) {
+                    total += total_per_node[index];
+                    free += free_per_node[index];
+                }
+            }
             if total >= count && mask.len() < min_size {
                 min_size = mask.len();
             }
-            let free: usize = indexes.iter().map(|&i| free_per_node[i]).sum();
-            if free >= count {
-                candidates.push(mask.clone());
-            }
+            free >= count
         };
+        let mut candidates = Vec::new();
         if nodes.len() <= 16 {
-            NodeMask::for_each_combination(&nodes, &mut visit);
+            NodeMask::for_each_combination(nodes, |mask| {
+                if fits(mask) {
+                    candidates.push(mask.clone());
+                }
+            });
         } else {
             // Beyond 16 nodes, the kubelet's full enumeration is too large: visit the sets up
             // to the narrowest size that fits, then the set of all nodes.
@@ -284,10 +284,15 @@ impl CpuManager {
                     sum >= count
                 })
                 .map_or(nodes.len(), |index| index + 1);
+            let mut keep_fitting = |mask: NodeMask| {
+                if fits(&mask) {
+                    candidates.push(mask);
+                }
+            };
             for size in 1..=narrowest.min(2) {
-                visit_combinations(&nodes, size, &mut visit);
+                visit_combinations(nodes, size, &mut keep_fitting);
             }
-            visit(&nodes.iter().copied().collect());
+            keep_fitting(nodes.iter().copied().collect());
         }
         candidates
             .into_iter()
@@ -348,13 +353,13 @@ pub fn take_by_topology(
     )
 }
 
-fn visit_combinations(nodes: &[usize], size: usize, visit: &mut impl FnMut(&NodeMask)) {
+fn visit_combinations(nodes: &[usize], size: usize, visit: &mut impl FnMut(NodeMask)) {
     let mut positions: Vec<usize> = (0..size).collect();
     if size == 0 || size > nodes.len() {
         return;
     }
     loop {
-        visit(&positions.iter().map(|&p| nodes[p]).collect());
+        visit(positions.iter().map(|&p| nodes[p]).collect());
         let mut index = size;
         loop {
             if index == 0 {
@@ -394,11 +399,8 @@ impl TopologyHintProvider for CpuManager {
             let count = usize::try_from(amount).unwrap_or(usize::MAX);
             let list = match self.assignments.get(&request.workload) {
                 Some(cpus) => {
-                    let nodes: NodeMask = self
-                        .topology
-                        .ids_in(cpus, |place| place.numa_node)
-                        .into_iter()
-                        .collect();
+                    let nodes: NodeMask =
+                        self.topology.ids_in(cpus, Kind::Node).into_iter().collect();
                     vec![TopologyHint::new(nodes, true)]
                 }
                 None => self.hints(count),

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use telco_core::CpuSet;
 
-use super::topology::{CpuPlace, CpuTopology};
+use super::topology::{CpuTopology, Kind, count_common};
 use crate::error::CpuManagerError;
 
 /// Order of free CPUs for single-CPU picks.
@@ -29,19 +29,27 @@ struct Accumulator<'a> {
     numa_first: bool,
 }
 
-fn core_of(place: &CpuPlace) -> usize {
-    place.core
-}
-fn socket_of(place: &CpuPlace) -> usize {
-    place.socket
-}
-fn node_of(place: &CpuPlace) -> usize {
-    place.numa_node
-}
-fn uncore_of(place: &CpuPlace) -> usize {
-    place.uncore
+/// CPUs in both sets, ascending, without building the intersection.
+fn common_cpus<'s>(a: &'s CpuSet, b: &'s CpuSet) -> impl Iterator<Item = usize> + 's {
+    a.as_words()
+        .iter()
+        .zip(b.as_words())
+        .enumerate()
+        .flat_map(|(index, (x, y))| {
+            let mut word = x & y;
+            std::iter::from_fn(move || {
+                if word == 0 {
+                    return None;
+                }
+                let bit = word.trailing_zeros() as usize;
+                word &= word - 1;
+                Some(index * 64 + bit)
+            })
+        })
 }
 
+// The sorted lists below contain positions in the topology's levels rather than ids. Positions
+// sort like ids and index the levels' CPU sets directly, so no step clones a group's CPUs.
 impl<'a> Accumulator<'a> {
     fn new(topology: &'a CpuTopology, free: &CpuSet, needed: usize, sorting: Sorting) -> Self {
         Accumulator {
@@ -60,6 +68,12 @@ impl<'a> Accumulator<'a> {
         self.needed -= isize::try_from(cpus.len()).unwrap_or(isize::MAX);
     }
 
+    fn take_cpu(&mut self, cpu: usize) {
+        self.result.insert(cpu);
+        self.free.remove(cpu);
+        self.needed -= 1;
+    }
+
     fn satisfied(&self) -> bool {
         self.needed < 1
     }
@@ -72,93 +86,87 @@ impl<'a> Accumulator<'a> {
         self.needed >= isize::try_from(count).unwrap_or(isize::MAX)
     }
 
-    /// Sorts ids by free CPUs (fewest first), then id.
-    fn sort(
-        &self,
-        ids: impl IntoIterator<Item = usize>,
-        cpus_of: impl Fn(usize) -> CpuSet,
-    ) -> Vec<usize> {
-        let mut keyed: Vec<(usize, usize)> = ids
+    /// Returns the CPUs of the group at `position` in the `kind` level.
+    fn cpus(&self, kind: Kind, position: usize) -> &'a CpuSet {
+        &self.topology.level(kind).cpus[position]
+    }
+
+    /// Returns the positions of the `kind` groups that contain a free CPU of `within`, ascending.
+    fn groups_with_free(&self, kind: Kind, within: &CpuSet) -> Vec<usize> {
+        let mut seen = vec![false; self.topology.level(kind).ids.len()];
+        let mut positions = Vec::new();
+        for cpu in common_cpus(within, &self.free) {
+            if let Some(at) = self.topology.position(cpu, kind)
+                && !std::mem::replace(&mut seen[at], true)
+            {
+                positions.push(at);
+            }
+        }
+        positions.sort_unstable();
+        positions
+    }
+
+    /// Sorts group positions by free CPUs (fewest first), then id.
+    fn sort(&self, kind: Kind, positions: Vec<usize>) -> Vec<usize> {
+        let mut keyed: Vec<(usize, usize)> = positions
             .into_iter()
-            .map(|id| (cpus_of(id).intersection(&self.free).len(), id))
+            .map(|at| (count_common(self.cpus(kind, at), &self.free), at))
             .collect();
         keyed.sort_unstable();
-        keyed.into_iter().map(|(_, id)| id).collect()
+        keyed.into_iter().map(|(_, at)| at).collect()
     }
 
-    fn sorted_nodes(&self) -> Vec<usize> {
-        if self.numa_first {
-            let nodes = self.topology.ids_in(&self.free, node_of);
-            self.sort(nodes, |node| self.topology.cpus_in_node(node))
-        } else {
-            let mut result = Vec::new();
-            for socket in self.sorted_sockets() {
-                let in_socket = self
-                    .topology
-                    .cpus_in_socket(socket)
-                    .intersection(&self.free);
-                let nodes = self.topology.ids_in(&in_socket, node_of);
-                for node in self.sort(nodes, |node| self.topology.cpus_in_node(node)) {
-                    if !result.contains(&node) {
-                        result.push(node);
-                    }
-                }
-            }
-            result
-        }
-    }
-
-    fn sorted_sockets(&self) -> Vec<usize> {
-        if self.numa_first {
-            let mut result = Vec::new();
-            for node in self.sorted_nodes() {
-                let in_node = self.topology.cpus_in_node(node).intersection(&self.free);
-                let sockets = self.topology.ids_in(&in_node, socket_of);
-                for socket in self.sort(sockets, |socket| self.topology.cpus_in_socket(socket)) {
-                    if !result.contains(&socket) {
-                        result.push(socket);
-                    }
-                }
-            }
-            result
-        } else {
-            let sockets = self.topology.ids_in(&self.free, socket_of);
-            self.sort(sockets, |socket| self.topology.cpus_in_socket(socket))
-        }
-    }
-
-    fn sorted_cores(&self) -> Vec<usize> {
-        let groups: Vec<CpuSet> = if self.numa_first {
-            self.sorted_sockets()
-                .into_iter()
-                .map(|socket| self.topology.cpus_in_socket(socket))
-                .collect()
-        } else {
-            self.sorted_nodes()
-                .into_iter()
-                .map(|node| self.topology.cpus_in_node(node))
-                .collect()
-        };
+    /// For each group of `outer` in order, lists the `inner` groups that contain its free CPUs,
+    /// sorted, and skips those already listed.
+    fn sorted_within(&self, outer: &[usize], outer_kind: Kind, inner_kind: Kind) -> Vec<usize> {
+        let mut listed = vec![false; self.topology.level(inner_kind).ids.len()];
         let mut result = Vec::new();
-        for group in groups {
-            let cores = self
-                .topology
-                .ids_in(&group.intersection(&self.free), core_of);
-            for core in self.sort(cores, |core| self.topology.cpus_in_core(core)) {
-                if !result.contains(&core) {
-                    result.push(core);
+        for &at in outer {
+            let inner = self.groups_with_free(inner_kind, self.cpus(outer_kind, at));
+            for inner_at in self.sort(inner_kind, inner) {
+                if !std::mem::replace(&mut listed[inner_at], true) {
+                    result.push(inner_at);
                 }
             }
         }
         result
     }
 
+    fn sorted_nodes(&self) -> Vec<usize> {
+        if self.numa_first {
+            self.sort(Kind::Node, self.groups_with_free(Kind::Node, &self.free))
+        } else {
+            self.sorted_within(&self.sorted_sockets(), Kind::Socket, Kind::Node)
+        }
+    }
+
+    fn sorted_sockets(&self) -> Vec<usize> {
+        if self.numa_first {
+            self.sorted_within(&self.sorted_nodes(), Kind::Node, Kind::Socket)
+        } else {
+            self.sort(
+                Kind::Socket,
+                self.groups_with_free(Kind::Socket, &self.free),
+            )
+        }
+    }
+
+    fn sorted_cores(&self) -> Vec<usize> {
+        if self.numa_first {
+            self.sorted_within(&self.sorted_sockets(), Kind::Socket, Kind::Core)
+        } else {
+            self.sorted_within(&self.sorted_nodes(), Kind::Node, Kind::Core)
+        }
+    }
+
+    /// Uncore caches of the sorted nodes, each node's in id order (not sorted by free CPUs,
+    /// as in the kubelet).
     fn sorted_uncores(&self) -> Vec<usize> {
+        let mut listed = vec![false; self.topology.level(Kind::Uncore).ids.len()];
         let mut result = Vec::new();
         for node in self.sorted_nodes() {
-            let in_node = self.topology.cpus_in_node(node).intersection(&self.free);
-            for uncore in self.topology.ids_in(&in_node, uncore_of) {
-                if !result.contains(&uncore) {
+            for uncore in self.groups_with_free(Kind::Uncore, self.cpus(Kind::Node, node)) {
+                if !std::mem::replace(&mut listed[uncore], true) {
                     result.push(uncore);
                 }
             }
@@ -171,99 +179,57 @@ impl<'a> Accumulator<'a> {
     }
 
     fn free_cpus(&self) -> Vec<usize> {
+        let (kind, groups) = match self.sorting {
+            Sorting::Packed => (Kind::Core, self.sorted_cores()),
+            Sorting::Spread => (Kind::Socket, self.sorted_sockets()),
+        };
         let mut result = Vec::new();
-        match self.sorting {
-            Sorting::Packed => {
-                for core in self.sorted_cores() {
-                    result.extend(
-                        self.topology
-                            .cpus_in_core(core)
-                            .intersection(&self.free)
-                            .iter(),
-                    );
-                }
-            }
-            Sorting::Spread => {
-                for socket in self.sorted_sockets() {
-                    result.extend(
-                        self.topology
-                            .cpus_in_socket(socket)
-                            .intersection(&self.free)
-                            .iter(),
-                    );
-                }
-            }
+        for at in groups {
+            result.extend(common_cpus(self.cpus(kind, at), &self.free));
         }
         result
     }
 
-    fn take_full_nodes(&mut self) {
-        let free: Vec<CpuSet> = self
-            .sorted_nodes()
+    /// Takes each whole free group of `kind`, in the order of `sorted` (computed once, as the
+    /// kubelet does), while at least a whole group is still needed.
+    fn take_whole(&mut self, kind: Kind, sorted: Vec<usize>) {
+        let free: Vec<&'a CpuSet> = sorted
             .into_iter()
-            .map(|node| self.topology.cpus_in_node(node))
+            .map(|at| self.cpus(kind, at))
             .filter(|cpus| self.is_free(cpus))
             .collect();
-        self.take_whole(free);
-    }
-
-    fn take_full_sockets(&mut self) {
-        let free: Vec<CpuSet> = self
-            .sorted_sockets()
-            .into_iter()
-            .map(|socket| self.topology.cpus_in_socket(socket))
-            .filter(|cpus| self.is_free(cpus))
-            .collect();
-        self.take_whole(free);
-    }
-
-    fn take_full_cores(&mut self) {
-        let free: Vec<CpuSet> = self
-            .sorted_cores()
-            .into_iter()
-            .map(|core| self.topology.cpus_in_core(core))
-            .filter(|cpus| self.is_free(cpus))
-            .collect();
-        self.take_whole(free);
-    }
-
-    /// Takes each unit of `units` (computed once, as the kubelet does) while at least a whole
-    /// unit is still needed.
-    fn take_whole(&mut self, units: Vec<CpuSet>) {
-        for cpus in units {
+        for cpus in free {
             if self.needs_at_least(cpus.len()) {
-                self.take(&cpus);
+                self.take(cpus);
             }
         }
     }
 
     fn take_first_level(&mut self) {
         if self.numa_first {
-            self.take_full_nodes();
+            self.take_whole(Kind::Node, self.sorted_nodes());
         } else {
-            self.take_full_sockets();
+            self.take_whole(Kind::Socket, self.sorted_sockets());
         }
     }
 
     fn take_second_level(&mut self) {
         if self.numa_first {
-            self.take_full_sockets();
+            self.take_whole(Kind::Socket, self.sorted_sockets());
         } else {
-            self.take_full_nodes();
+            self.take_whole(Kind::Node, self.sorted_nodes());
         }
+    }
+
+    fn take_full_cores(&mut self) {
+        self.take_whole(Kind::Core, self.sorted_cores());
     }
 
     fn take_uncore_caches(&mut self) {
         let per_uncore = self.topology.cpus_per_uncore();
         for uncore in self.sorted_uncores() {
             if self.needs_at_least(per_uncore) {
-                let free: Vec<CpuSet> = self
-                    .sorted_uncores()
-                    .into_iter()
-                    .map(|uncore| self.topology.cpus_in_uncore(uncore))
-                    .filter(|cpus| self.is_free(cpus))
-                    .collect();
-                self.take_whole(free);
+                self.take_whole(Kind::Uncore, self.sorted_uncores());
             }
             if self.satisfied() {
                 return;
@@ -275,33 +241,19 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    /// Fits the rest of the request inside one uncore cache, on its lowest free cores, or
-    /// takes nothing.
+    /// Fits the rest of the request inside the uncore cache at position `uncore`, on its
+    /// lowest free cores, or takes nothing.
     fn take_partial_uncore(&mut self, uncore: usize) {
         let per_core = self.topology.cpus_per_core().max(1);
         let needed = usize::try_from(self.needed).unwrap_or(0);
         let cores_needed = needed.div_ceil(per_core);
-        let in_uncore = self
-            .topology
-            .cpus_in_uncore(uncore)
-            .intersection(&self.free);
-        let cores: Vec<usize> = self
-            .topology
-            .ids_in(&in_uncore, core_of)
-            .into_iter()
-            .collect();
+        let cores = self.groups_with_free(Kind::Core, self.cpus(Kind::Uncore, uncore));
         if cores.len() < cores_needed {
             return;
         }
         let cpus: CpuSet = cores[..cores_needed]
             .iter()
-            .flat_map(|&core| {
-                self.topology
-                    .cpus_in_core(core)
-                    .intersection(&self.free)
-                    .iter()
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|&core| common_cpus(self.cpus(Kind::Core, core), &self.free))
             .take(needed)
             .collect();
         if cpus.len() == needed {
@@ -311,7 +263,7 @@ impl<'a> Accumulator<'a> {
 
     fn take_remaining(&mut self) {
         for cpu in self.free_cpus() {
-            self.take(&std::iter::once(cpu).collect());
+            self.take_cpu(cpu);
             if self.satisfied() {
                 return;
             }
@@ -390,7 +342,8 @@ pub(crate) fn take_distributed(
     if acc.failed() {
         return Err(acc.not_enough(count, acc.free.len()));
     }
-    let nodes = acc.sorted_nodes();
+    let node_ids = &topology.level(Kind::Node).ids;
+    let nodes: Vec<usize> = acc.sorted_nodes().iter().map(|&at| node_ids[at]).collect();
     let free_in = |node: usize| topology.cpus_in_node(node).intersection(&acc.free).len();
     let (min_nodes, max_nodes) = nodes_needed_range(topology, &acc, count, group_size);
     for size in min_nodes..=max_nodes {
@@ -450,7 +403,7 @@ fn nodes_needed_range(
     group_size: usize,
 ) -> (usize, usize) {
     let nodes = topology.num_nodes().max(1);
-    let available_nodes = topology.ids_in(&acc.free, node_of).len();
+    let available_nodes = topology.ids_in(&acc.free, Kind::Node).len();
     let groups = topology.num_cpus() / group_size;
     let groups_per_node = groups.div_ceil(nodes).max(1);
     let groups_needed = count.div_ceil(group_size);

@@ -36,49 +36,82 @@ pub struct CpuEntry {
     pub l3: Option<usize>,
 }
 
+/// One level of the CPU hierarchy, the kind of id that [`CpuPlace`] gives per CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Core = 0,
+    Socket = 1,
+    Node = 2,
+    Uncore = 3,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Core, Kind::Socket, Kind::Node, Kind::Uncore];
+
+    fn id_of(self, place: &CpuPlace) -> usize {
+        match self {
+            Kind::Core => place.core,
+            Kind::Socket => place.socket,
+            Kind::Node => place.numa_node,
+            Kind::Uncore => place.uncore,
+        }
+    }
+}
+
+/// The groups of one [`Kind`]: their ids in ascending order and the CPUs of each, at the same
+/// position. The allocator works with positions, which sort like the ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Level {
+    pub(crate) ids: Vec<usize>,
+    pub(crate) cpus: Vec<CpuSet>,
+}
+
+impl Level {
+    fn cpus_of(&self, id: usize) -> Option<&CpuSet> {
+        let position = self.ids.binary_search(&id).ok()?;
+        Some(&self.cpus[position])
+    }
+}
+
 /// The CPUs of a machine with their core, socket, NUMA node and uncore cache, and the lookups
 /// the allocator needs (the kubelet's `CPUTopology` and `CPUDetails`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuTopology {
     places: BTreeMap<usize, CpuPlace>,
     all: CpuSet,
-    by_core: BTreeMap<usize, CpuSet>,
-    by_socket: BTreeMap<usize, CpuSet>,
-    by_node: BTreeMap<usize, CpuSet>,
-    by_uncore: BTreeMap<usize, CpuSet>,
+    /// Cores, sockets, nodes and uncore caches, in the order of [`Kind`].
+    levels: [Level; 4],
+    /// Position of each CPU's group in each level, indexed by CPU id, so that the allocator
+    /// finds a CPU's groups without a map lookup.
+    positions: Vec<Option<[usize; 4]>>,
 }
 
 impl CpuTopology {
     /// Builds the topology from `(cpu, place)` pairs.
     pub fn from_places(places: impl IntoIterator<Item = (usize, CpuPlace)>) -> CpuTopology {
         let places: BTreeMap<usize, CpuPlace> = places.into_iter().collect();
-        let mut topology = CpuTopology {
+        let levels = Kind::ALL.map(|kind| {
+            let mut groups: BTreeMap<usize, CpuSet> = BTreeMap::new();
+            for (&cpu, place) in &places {
+                groups.entry(kind.id_of(place)).or_default().insert(cpu);
+            }
+            let (ids, cpus) = groups.into_iter().unzip();
+            Level { ids, cpus }
+        });
+        let size = places.keys().next_back().map_or(0, |last| last + 1);
+        let mut positions = vec![None; size];
+        for (&cpu, place) in &places {
+            positions[cpu] = Some(Kind::ALL.map(|kind| {
+                let ids = &levels[kind as usize].ids;
+                ids.binary_search(&kind.id_of(place)).unwrap_or(0)
+            }));
+        }
+        CpuTopology {
             all: places.keys().copied().collect(),
             places,
-            by_core: BTreeMap::new(),
-            by_socket: BTreeMap::new(),
-            by_node: BTreeMap::new(),
-            by_uncore: BTreeMap::new(),
-        };
-        for (&cpu, place) in &topology.places {
-            topology.by_core.entry(place.core).or_default().insert(cpu);
-            topology
-                .by_socket
-                .entry(place.socket)
-                .or_default()
-                .insert(cpu);
-            topology
-                .by_node
-                .entry(place.numa_node)
-                .or_default()
-                .insert(cpu);
-            topology
-                .by_uncore
-                .entry(place.uncore)
-                .or_default()
-                .insert(cpu);
+            levels,
+            positions,
         }
-        topology
     }
 
     /// Builds the topology from `cpu-alloc` file entries. Core ids are made unique on the
@@ -150,17 +183,17 @@ impl CpuTopology {
 
     /// Number of cores.
     pub fn num_cores(&self) -> usize {
-        self.by_core.len()
+        self.level(Kind::Core).ids.len()
     }
 
     /// Number of sockets.
     pub fn num_sockets(&self) -> usize {
-        self.by_socket.len()
+        self.level(Kind::Socket).ids.len()
     }
 
     /// Number of NUMA nodes.
     pub fn num_nodes(&self) -> usize {
-        self.by_node.len()
+        self.level(Kind::Node).ids.len()
     }
 
     /// CPUs per core, as the kubelet computes it (CPUs divided by cores).
@@ -170,27 +203,27 @@ impl CpuTopology {
 
     /// CPUs per uncore cache (CPUs divided by uncore caches).
     pub fn cpus_per_uncore(&self) -> usize {
-        self.num_cpus() / self.by_uncore.len().max(1)
+        self.num_cpus() / self.level(Kind::Uncore).ids.len().max(1)
     }
 
     /// NUMA node ids.
     pub fn node_ids(&self) -> NodeMask {
-        self.by_node.keys().copied().collect()
+        self.level(Kind::Node).ids.iter().copied().collect()
     }
 
     /// CPUs of `core`.
     pub fn cpus_in_core(&self, core: usize) -> CpuSet {
-        self.by_core.get(&core).cloned().unwrap_or_default()
+        self.cpus_of(Kind::Core, core)
     }
 
     /// CPUs of `socket`.
     pub fn cpus_in_socket(&self, socket: usize) -> CpuSet {
-        self.by_socket.get(&socket).cloned().unwrap_or_default()
+        self.cpus_of(Kind::Socket, socket)
     }
 
     /// CPUs of `node`.
     pub fn cpus_in_node(&self, node: usize) -> CpuSet {
-        self.by_node.get(&node).cloned().unwrap_or_default()
+        self.cpus_of(Kind::Node, node)
     }
 
     /// CPUs of the nodes of `nodes`.
@@ -202,7 +235,7 @@ impl CpuTopology {
 
     /// CPUs of `uncore`.
     pub fn cpus_in_uncore(&self, uncore: usize) -> CpuSet {
-        self.by_uncore.get(&uncore).cloned().unwrap_or_default()
+        self.cpus_of(Kind::Uncore, uncore)
     }
 
     /// Sockets holding CPUs of the nodes of `nodes`.
@@ -224,14 +257,39 @@ impl CpuTopology {
         })
     }
 
-    /// Ids of one kind (core, socket, node or uncore) that hold a CPU of `cpus`.
-    pub(crate) fn ids_in(
-        &self,
-        cpus: &CpuSet,
-        kind: impl Fn(&CpuPlace) -> usize,
-    ) -> BTreeSet<usize> {
-        cpus.iter()
-            .filter_map(|cpu| self.places.get(&cpu).map(&kind))
-            .collect()
+    /// Returns the ids of one kind that contain a CPU of `cpus`, ascending.
+    pub(crate) fn ids_in(&self, cpus: &CpuSet, kind: Kind) -> Vec<usize> {
+        let level = self.level(kind);
+        let mut positions: Vec<usize> = cpus
+            .iter()
+            .filter_map(|cpu| self.position(cpu, kind))
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions.into_iter().map(|at| level.ids[at]).collect()
     }
+
+    /// Returns the groups of one kind.
+    pub(crate) fn level(&self, kind: Kind) -> &Level {
+        &self.levels[kind as usize]
+    }
+
+    /// Returns the position in [`CpuTopology::level`] of the group of `kind` that contains `cpu`.
+    pub(crate) fn position(&self, cpu: usize, kind: Kind) -> Option<usize> {
+        let positions = self.positions.get(cpu).copied().flatten()?;
+        Some(positions[kind as usize])
+    }
+
+    fn cpus_of(&self, kind: Kind, id: usize) -> CpuSet {
+        self.level(kind).cpus_of(id).cloned().unwrap_or_default()
+    }
+}
+
+/// Number of CPUs in both sets, counted without building the intersection.
+pub(crate) fn count_common(a: &CpuSet, b: &CpuSet) -> usize {
+    a.as_words()
+        .iter()
+        .zip(b.as_words())
+        .map(|(x, y)| (x & y).count_ones() as usize)
+        .sum()
 }

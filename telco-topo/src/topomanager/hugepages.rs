@@ -54,8 +54,9 @@ impl HugepageProvider {
         };
         let ids: Vec<usize> = nodes.keys().copied().collect();
         let mut min_size = ids.len();
-        let mut fitting = Vec::new();
-        let mut visit = |mask: &NodeMask| {
+        // Records whether all pages of `mask` could fit the request and returns whether its
+        // free pages fit it now, so that only fitting masks are kept (and cloned).
+        let mut fits = |mask: &NodeMask| {
             let (free, total) = mask.iter().fold((0, 0), |(free, total), node| {
                 let (f, t) = nodes.get(&node).copied().unwrap_or((0, 0));
                 (free + f, total + t)
@@ -63,17 +64,22 @@ impl HugepageProvider {
             if total >= pages && mask.len() < min_size {
                 min_size = mask.len();
             }
-            if free >= pages {
-                fitting.push(mask.clone());
-            }
+            free >= pages
         };
+        let mut fitting = Vec::new();
         if ids.len() <= 16 {
-            NodeMask::for_each_combination(&ids, &mut visit);
+            NodeMask::for_each_combination(&ids, |mask| {
+                if fits(mask) {
+                    fitting.push(mask.clone());
+                }
+            });
         } else {
-            for &node in &ids {
-                visit(&NodeMask::from_node(node));
+            let singles = ids.iter().map(|&node| NodeMask::from_node(node));
+            for mask in singles.chain([ids.iter().copied().collect()]) {
+                if fits(&mask) {
+                    fitting.push(mask);
+                }
             }
-            visit(&ids.iter().copied().collect());
         }
         fitting
             .into_iter()

@@ -64,26 +64,6 @@ pub(crate) struct Hint<M = NodeMask> {
     pub preferred: bool,
 }
 
-/// Converts filtered hints to the `u64` form, `None` when a node id is 64 or more.
-pub(crate) fn hints_to_bits(all: &[Vec<Hint>]) -> Option<Vec<Vec<Hint<u64>>>> {
-    all.iter()
-        .map(|list| {
-            list.iter()
-                .map(|hint| {
-                    let affinity = match &hint.affinity {
-                        Some(mask) => Some(to_bits(mask)?),
-                        None => None,
-                    };
-                    Some(Hint {
-                        affinity,
-                        preferred: hint.preferred,
-                    })
-                })
-                .collect()
-        })
-        .collect()
-}
-
 /// The NUMA distance matrix, for `prefer-closest-numa-nodes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NumaDistances {
@@ -127,10 +107,16 @@ impl NumaDistances {
 
 /// Turns each provider's map into one hint list per resource: a provider with no resources,
 /// or a resource with no preference, gives "any node, preferred"; an empty list gives "any
-/// node, not preferred".
-pub(crate) fn filter_provider_hints(
+/// node, not preferred". With `single_node` (the `single-numa-node` policy), only preferred
+/// hints of one node or of any node are kept.
+///
+/// Each kept mask goes through `convert`, so the `u64` form is built without cloning the
+/// providers' masks first. Returns `None` when `convert` rejects a kept mask.
+pub(crate) fn filter_provider_hints<M>(
     providers: &[BTreeMap<String, ResourceHints>],
-) -> Vec<Vec<Hint>> {
+    single_node: bool,
+    convert: impl Fn(&NodeMask) -> Option<M>,
+) -> Option<Vec<Vec<Hint<M>>>> {
     let any = |preferred| {
         vec![Hint {
             affinity: None,
@@ -144,35 +130,53 @@ pub(crate) fn filter_provider_hints(
             continue;
         }
         for resource in hints.values() {
-            match resource {
-                ResourceHints::NoPreference => all.push(any(true)),
-                ResourceHints::Hints(list) if list.is_empty() => all.push(any(false)),
-                ResourceHints::Hints(list) => all.push(
-                    list.iter()
-                        .map(|hint| Hint {
-                            affinity: Some(hint.affinity.clone()),
+            let list = match resource {
+                ResourceHints::NoPreference => any(true),
+                // `single-numa-node` drops this hint like every hint that is not preferred.
+                ResourceHints::Hints(list) if list.is_empty() && single_node => Vec::new(),
+                ResourceHints::Hints(list) if list.is_empty() => any(false),
+                ResourceHints::Hints(list) => list
+                    .iter()
+                    .filter(|hint| !single_node || (hint.preferred && hint.affinity.len() == 1))
+                    .map(|hint| {
+                        Some(Hint {
+                            affinity: Some(convert(&hint.affinity)?),
                             preferred: hint.preferred,
                         })
-                        .collect(),
-                ),
-            }
+                    })
+                    .collect::<Option<_>>()?,
+            };
+            all.push(list);
         }
     }
-    all
+    Some(all)
 }
 
-/// Keeps, for `single-numa-node`, only preferred hints of one node or of any node.
-pub(crate) fn filter_single_node(all: Vec<Vec<Hint>>) -> Vec<Vec<Hint>> {
-    all.into_iter()
-        .map(|hints| {
-            hints
-                .into_iter()
-                .filter(|hint| {
-                    hint.preferred && hint.affinity.as_ref().is_none_or(|mask| mask.len() == 1)
-                })
-                .collect()
-        })
-        .collect()
+/// The merge of a permutation's first hints, with the AND of their masks and the default
+/// affinity, whether all were preferred with equal masks, and the first mask seen.
+struct Partial<'h, M> {
+    merged: M,
+    preferred: bool,
+    first: Option<&'h M>,
+}
+
+impl<'h, M: Mask> Partial<'h, M> {
+    fn extend(&self, hint: &'h Hint<M>) -> Partial<'h, M> {
+        let mut next = Partial {
+            merged: self.merged.clone(),
+            preferred: self.preferred && hint.preferred,
+            first: self.first,
+        };
+        if let Some(mask) = &hint.affinity {
+            match next.first {
+                None => next.first = Some(mask),
+                Some(seen) if seen != mask => next.preferred = false,
+                Some(_) => {}
+            }
+            next.merged = next.merged.and(mask);
+        }
+        next
+    }
 }
 
 pub(crate) struct Merger<'a, M> {
@@ -210,47 +214,34 @@ impl<'a, M: Mask> Merger<'a, M> {
     /// Merges every permutation of one hint per resource and keeps the best.
     pub fn merge(&self, hints: &[Vec<Hint<M>>]) -> (M, bool) {
         let mut best: Option<(M, bool)> = None;
-        let mut permutation: Vec<&Hint<M>> = Vec::with_capacity(hints.len());
-        self.permute(hints, &mut permutation, &mut best);
+        let start = Partial {
+            merged: self.default_affinity.clone(),
+            preferred: true,
+            first: None,
+        };
+        self.permute(hints, start, &mut best);
         best.unwrap_or_else(|| (self.default_affinity.clone(), false))
     }
 
+    /// Extends the merge of a permutation's first hints by each hint of the next resource in
+    /// turn. A prefix whose merged mask is already empty is dropped with all its permutations,
+    /// because masks only narrow and [`Merger::compare`] ignores empty ones.
     fn permute<'h>(
         &self,
         hints: &'h [Vec<Hint<M>>],
-        permutation: &mut Vec<&'h Hint<M>>,
+        partial: Partial<'h, M>,
         best: &mut Option<(M, bool)>,
     ) {
         let Some((first, rest)) = hints.split_first() else {
-            let merged = self.merge_permutation(permutation);
-            self.compare(best, merged);
+            self.compare(best, (partial.merged, partial.preferred));
             return;
         };
         for hint in first {
-            permutation.push(hint);
-            self.permute(rest, permutation, best);
-            permutation.pop();
-        }
-    }
-
-    fn merge_permutation(&self, permutation: &[&Hint<M>]) -> (M, bool) {
-        let mut preferred = true;
-        let mut merged = self.default_affinity.clone();
-        let mut first: Option<&M> = None;
-        for hint in permutation {
-            if let Some(mask) = &hint.affinity {
-                match first {
-                    None => first = Some(mask),
-                    Some(seen) if seen != mask => preferred = false,
-                    Some(_) => {}
-                }
-                merged = merged.and(mask);
-            }
-            if !hint.preferred {
-                preferred = false;
+            let next = partial.extend(hint);
+            if next.merged.count() > 0 {
+                self.permute(rest, next, best);
             }
         }
-        (merged, preferred)
     }
 
     fn better_mask(&self, candidate: &M, current: &M) -> bool {
@@ -304,6 +295,69 @@ impl<'a, M: Mask> Merger<'a, M> {
             std::cmp::Ordering::Greater => true,
             std::cmp::Ordering::Less => false,
             std::cmp::Ordering::Equal => self.better_mask(candidate, current),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Merges every permutation in full, one after the other, as the kubelet does. This is the
+    /// reference for the pruned walk of [`Merger::merge`].
+    fn merge_every_permutation(merger: &Merger<'_, u64>, hints: &[Vec<Hint<u64>>]) -> (u64, bool) {
+        let mut permutations: Vec<Vec<&Hint<u64>>> = vec![Vec::new()];
+        for list in hints {
+            permutations = permutations
+                .iter()
+                .flat_map(|prefix| {
+                    list.iter().map(move |hint| {
+                        let mut next = prefix.clone();
+                        next.push(hint);
+                        next
+                    })
+                })
+                .collect();
+        }
+        let mut best = None;
+        for permutation in permutations {
+            let mut merged = merger.default_affinity;
+            let mut preferred = true;
+            let mut first = None;
+            for hint in permutation {
+                if let Some(mask) = hint.affinity {
+                    if first.is_some_and(|seen| seen != mask) {
+                        preferred = false;
+                    }
+                    first.get_or_insert(mask);
+                    merged &= mask;
+                }
+                preferred &= hint.preferred;
+            }
+            merger.compare(&mut best, (merged, preferred));
+        }
+        best.unwrap_or((merger.default_affinity, false))
+    }
+
+    fn hint_strategy() -> impl Strategy<Value = Hint<u64>> {
+        (prop::option::weighted(0.8, 1u64..16), any::<bool>()).prop_map(|(affinity, preferred)| {
+            Hint {
+                affinity,
+                preferred,
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn pruned_merge_matches_every_permutation(
+            hints in prop::collection::vec(prop::collection::vec(hint_strategy(), 0..5), 0..4),
+            default in 1u64..16,
+        ) {
+            let merger = Merger::new(default, None, &hints);
+            prop_assert_eq!(merger.merge(&hints), merge_every_permutation(&merger, &hints));
         }
     }
 }

@@ -22,7 +22,7 @@ pub use hugepages::{HugepageProvider, hugepage_resource_name};
 pub use merge::NumaDistances;
 
 use crate::error::TopologyManagerError;
-use merge::{Mask, Merger, filter_provider_hints, filter_single_node, hints_to_bits, to_bits};
+use merge::{Mask, Merger, filter_provider_hints, to_bits};
 
 /// Maximum number of NUMA nodes a [`TopologyManager`] accepts.
 pub const MAX_NODES: usize = 64;
@@ -123,16 +123,21 @@ pub fn merge_hints(
     if policy == Policy::None {
         return (TopologyHint::new(NodeMask::new(), true), true);
     }
-    let mut filtered = filter_provider_hints(providers);
-    if policy == Policy::SingleNumaNode {
-        filtered = filter_single_node(filtered);
-    }
-    let (affinity, preferred) = match (to_bits(nodes), hints_to_bits(&filtered)) {
-        (Some(default), Some(bits)) => {
-            let (mask, preferred) = Merger::new(default, distances, &bits).merge(&bits);
+    let single_node = policy == Policy::SingleNumaNode;
+    let bits = to_bits(nodes).and_then(|default| {
+        let hints = filter_provider_hints(providers, single_node, to_bits)?;
+        Some((default, hints))
+    });
+    let (affinity, preferred) = match bits {
+        Some((default, hints)) => {
+            let (mask, preferred) = Merger::new(default, distances, &hints).merge(&hints);
             (mask.to_nodes(), preferred)
         }
-        _ => Merger::new(nodes.clone(), distances, &filtered).merge(&filtered),
+        None => {
+            let hints = filter_provider_hints(providers, single_node, |mask| Some(mask.clone()))
+                .unwrap_or_default();
+            Merger::new(nodes.clone(), distances, &hints).merge(&hints)
+        }
     };
     let mut best = TopologyHint::new(affinity, preferred);
     if policy == Policy::SingleNumaNode && best.affinity == *nodes {
