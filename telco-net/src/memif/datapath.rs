@@ -12,6 +12,11 @@
 //! Each side keeps its own index locally and never reads it back from shared memory. Counts read
 //! from the peer's index are clamped to what can be valid, and each descriptor the peer wrote is
 //! bounds-checked before its buffer is touched.
+//!
+//! The client's transmit path and the server's receive path keep the peer's index as last read
+//! and read it again only when that copy shows too few slots for the burst. A read of the peer's
+//! index is a cache miss whenever the peer wrote it since, so a sender with room in the ring and
+//! a receiver with a backlog each skip one miss per burst.
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -62,6 +67,9 @@ pub(crate) struct Queue {
     own: u16,
     /// Client receive rings: the `tail` up to which frames were consumed.
     last: u16,
+    /// Client transmit rings: the server's `tail` as last read. Server receive rings: the
+    /// client's `head` as last read and clamped to one ring, or `own` to read it on the next call.
+    peer_seen: u16,
     /// Client rings: the buffers this side owns.
     buffers: Option<SlotBuffers>,
     /// Reassembly buffer for chained frames.
@@ -76,6 +84,7 @@ impl Queue {
             eventfd,
             own: 0,
             last: 0,
+            peer_seen: 0,
             buffers: Some(buffers),
             scratch: Vec::new(),
         }
@@ -88,6 +97,7 @@ impl Queue {
             eventfd,
             own: 0,
             last: 0,
+            peer_seen: 0,
             buffers: None,
             scratch: Vec::new(),
         }
@@ -144,13 +154,18 @@ impl Queue {
         stats: &mut MemifStats,
     ) -> usize {
         let buffers = self.buffers.expect("client ring");
-        let tail = self.ring.tail().load(Ordering::Acquire);
-        let in_flight = self.own.wrapping_sub(tail);
-        if in_flight > self.ring.size {
-            stats.errors += 1;
+        let buffer_size = buffers.size as usize;
+        // One check for all slot buffers of this ring, so that each slot below only needs its
+        // index, which is masked.
+        let area_len = u32::from(self.ring.size)
+            .checked_mul(buffers.size)
+            .expect("the handshake sized the buffers to fit in 4 GiB");
+        let area = regions
+            .bytes(buffers.region, buffers.base, area_len)
+            .expect("client buffers fit their region");
+        let Some(mut free) = self.client_tx_free(frames.len(), stats) else {
             return 0;
-        }
-        let mut free = usize::from(self.ring.size - in_flight);
+        };
         let mut head = self.own;
         let mut consumed = 0;
         for frame in frames {
@@ -159,21 +174,28 @@ impl Queue {
                 consumed += 1;
                 continue;
             }
-            let needed = frame.len().div_ceil(buffers.size as usize);
+            let needed = frame.len().div_ceil(buffer_size);
             if needed > free {
-                break;
+                // The cached tail may be old: count the slots the server released since then.
+                let in_use = head.wrapping_sub(self.own);
+                match self.client_tx_free(needed + usize::from(in_use), stats) {
+                    Some(total) if total >= needed + usize::from(in_use) => {
+                        free = total - usize::from(in_use);
+                    }
+                    _ => break,
+                }
             }
             let mut rest: &[u8] = frame;
             while !rest.is_empty() {
-                let chunk = rest.len().min(buffers.size as usize);
-                let offset = buffers.offset(head, self.ring.mask);
-                let length = u32::try_from(chunk).expect("chunk within a buffer");
-                let dst = regions
-                    .bytes(buffers.region, offset, length)
-                    .expect("client buffers fit their region");
-                // SAFETY: `bytes` checked that `chunk` bytes at `dst` lie in the region; the slot
-                // is ours until the server moves `tail` past it.
-                unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), dst.as_ptr(), chunk) };
+                let chunk = rest.len().min(buffer_size);
+                let index = usize::from(head & self.ring.mask);
+                // SAFETY: `index < ring.size`, so the buffer lies inside `area`, which `bytes`
+                // checked against the region, and `chunk <= buffer_size`. The slot is ours until
+                // the server moves `tail` past it.
+                unsafe {
+                    let dst = area.as_ptr().add(index * buffer_size);
+                    std::ptr::copy_nonoverlapping(rest.as_ptr(), dst, chunk);
+                }
                 rest = &rest[chunk..];
                 let flags = if rest.is_empty() { 0 } else { DESC_FLAG_NEXT };
                 self.ring.write_desc(
@@ -181,8 +203,8 @@ impl Queue {
                     Desc {
                         flags,
                         region: buffers.region,
-                        length,
-                        offset,
+                        length: u32::try_from(chunk).expect("chunk within a buffer"),
+                        offset: buffers.offset(head, self.ring.mask),
                         metadata: 0,
                     },
                 );
@@ -201,12 +223,30 @@ impl Queue {
         consumed
     }
 
+    /// Client transmit: returns the free slots after `own`, from the cached `tail` if that shows
+    /// at least `requested`, else from a fresh read. `None` when the server's `tail` is not
+    /// within a ring of `head`.
+    fn client_tx_free(&mut self, requested: usize, stats: &mut MemifStats) -> Option<usize> {
+        let cached = self.ring.size - self.own.wrapping_sub(self.peer_seen);
+        if usize::from(cached) >= requested {
+            return Some(usize::from(cached));
+        }
+        let tail = self.ring.tail().load(Ordering::Acquire);
+        let in_flight = self.own.wrapping_sub(tail);
+        if in_flight > self.ring.size {
+            stats.errors += 1;
+            return None;
+        }
+        self.peer_seen = tail;
+        Some(usize::from(self.ring.size - in_flight))
+    }
+
     /// Client: passes up to `max` received frames to `deliver`, then posts the buffers again.
     pub(crate) fn client_rx(
         &mut self,
         regions: &Regions,
         max: usize,
-        deliver: &mut dyn FnMut(&[u8]),
+        deliver: &mut impl FnMut(&[u8]),
         stats: &mut MemifStats,
     ) -> usize {
         let tail = self.ring.tail().load(Ordering::Acquire);
@@ -228,19 +268,27 @@ impl Queue {
         &mut self,
         regions: &Regions,
         max: usize,
-        deliver: &mut dyn FnMut(&[u8]),
+        deliver: &mut impl FnMut(&[u8]),
         stats: &mut MemifStats,
     ) -> usize {
-        let head = self.ring.head().load(Ordering::Acquire);
-        let mut ready = head.wrapping_sub(self.own);
-        if ready > self.ring.size {
-            stats.errors += 1;
-            ready = self.ring.size;
+        let mut ready = self.peer_seen.wrapping_sub(self.own);
+        if usize::from(ready) < max {
+            let head = self.ring.head().load(Ordering::Acquire);
+            ready = head.wrapping_sub(self.own);
+            if ready > self.ring.size {
+                stats.errors += 1;
+                ready = self.ring.size;
+            }
+            self.peer_seen = self.own.wrapping_add(ready);
         }
         let (next, received) = self.read_frames(regions, self.own, ready, max, deliver, stats);
         if next != self.own {
             self.own = next;
             self.ring.tail().store(next, Ordering::Release);
+        }
+        if received < max {
+            // The cached slots are used up or end in an unfinished chain: read `head` next time.
+            self.peer_seen = self.own;
         }
         received
     }
@@ -248,13 +296,14 @@ impl Queue {
     /// Reads complete frames from `ready` slots starting at `start`; returns the slot after the
     /// last one consumed and the number of frames delivered. A chain that is not complete yet
     /// stays in the ring; a frame with an invalid descriptor is consumed, dropped and counted.
+    #[inline]
     fn read_frames(
         &mut self,
         regions: &Regions,
         start: u16,
         ready: u16,
         max: usize,
-        deliver: &mut dyn FnMut(&[u8]),
+        deliver: &mut impl FnMut(&[u8]),
         stats: &mut MemifStats,
     ) -> (u16, usize) {
         let end = start.wrapping_add(ready);
@@ -631,10 +680,86 @@ mod tests {
             size: 256,
         };
         let mut queue = Queue::client(ring, eventfd(), buffers);
-        ring.tail().store(100, Ordering::Release);
         let mut stats = MemifStats::default();
-        assert_eq!(queue.client_tx(&regions, &[&[1u8; 64]], &mut stats), 0);
+        let frames = [&[1u8; 64][..]; 16];
+        assert_eq!(queue.client_tx(&regions, &frames, &mut stats), 16);
+        // The ring is full, so the next burst has to read `tail`.
+        ring.tail().store(100, Ordering::Release);
+        assert_eq!(queue.client_tx(&regions, &frames[..1], &mut stats), 0);
         assert_eq!(stats.errors, 1);
-        assert_eq!(ring.head().load(Ordering::Acquire), 0);
+        assert_eq!(ring.head().load(Ordering::Acquire), 16);
+    }
+
+    #[test]
+    fn client_tx_rereads_tail_when_full() {
+        let (regions, ring) = setup();
+        let buffers = SlotBuffers {
+            region: 0,
+            base: buffer_offset(),
+            size: 256,
+        };
+        let mut queue = Queue::client(ring, eventfd(), buffers);
+        let mut stats = MemifStats::default();
+        let frames = [&[1u8; 64][..]; 12];
+        assert_eq!(queue.client_tx(&regions, &frames, &mut stats), 12);
+        assert_eq!(
+            queue.client_tx(&regions, &frames, &mut stats),
+            4,
+            "4 slots left"
+        );
+        ring.tail().store(10, Ordering::Release);
+        assert_eq!(queue.client_tx(&regions, &frames, &mut stats), 10);
+        assert_eq!(ring.head().load(Ordering::Acquire), 26);
+        assert_eq!(stats.errors, 0);
+    }
+
+    #[test]
+    fn client_tx_chains_after_rereading_tail() {
+        let (regions, ring) = setup();
+        let buffers = SlotBuffers {
+            region: 0,
+            base: buffer_offset(),
+            size: 256,
+        };
+        let mut queue = Queue::client(ring, eventfd(), buffers);
+        let mut stats = MemifStats::default();
+        assert_eq!(
+            queue.client_tx(&regions, &[&[1u8; 64][..]; 15], &mut stats),
+            15
+        );
+        ring.tail().store(15, Ordering::Release);
+        // One small frame fits the cached free slot; the 600-byte frame needs three slots.
+        let frames = [&[2u8; 64][..], &[3u8; 600][..]];
+        assert_eq!(queue.client_tx(&regions, &frames, &mut stats), 2);
+        assert_eq!(ring.head().load(Ordering::Acquire), 19);
+        let chain: Vec<_> = (16..19).map(|slot| ring.read_desc(slot)).collect();
+        assert_eq!(chain[0].flags, DESC_FLAG_NEXT);
+        assert_eq!(chain[1].flags, DESC_FLAG_NEXT);
+        assert_eq!(chain[2].flags, 0);
+        assert_eq!(chain[2].length, 600 - 2 * 256);
+    }
+
+    #[test]
+    fn server_rx_rereads_head_after_partial_chain() {
+        let (regions, ring) = setup();
+        let chain_part = |flags, offset| Desc {
+            flags,
+            length: 10,
+            offset: buffer_offset() + offset,
+            ..Desc::default()
+        };
+        ring.write_desc(0, chain_part(DESC_FLAG_NEXT, 0));
+        ring.write_desc(1, chain_part(DESC_FLAG_NEXT, 10));
+        ring.head().store(2, Ordering::Release);
+        let mut queue = Queue::server(ring, eventfd());
+        let mut stats = MemifStats::default();
+        assert_eq!(queue.server_rx(&regions, 1, &mut |_| {}, &mut stats), 0);
+        ring.write_desc(2, chain_part(0, 20));
+        ring.head().store(3, Ordering::Release);
+        let mut lengths = Vec::new();
+        let mut deliver = |frame: &[u8]| lengths.push(frame.len());
+        assert_eq!(queue.server_rx(&regions, 1, &mut deliver, &mut stats), 1);
+        assert_eq!(lengths, [30]);
+        assert_eq!(ring.tail().load(Ordering::Acquire), 3);
     }
 }
