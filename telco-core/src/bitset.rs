@@ -3,29 +3,42 @@
 
 use std::fmt;
 
+use smallvec::SmallVec;
+
 use crate::error::ParseError;
 
 const WORD_BITS: usize = 64;
+
+/// The number of words stored inline before a set moves to the heap. It holds ids below 320,
+/// enough for the NUMA nodes and CPUs of most machines, so their sets need no allocation.
+const INLINE_WORDS: usize = 5;
+
+/// The words of a [`BitSet`].
+type Words = SmallVec<[u64; INLINE_WORDS]>;
 
 /// A set of ids stored as 64-bit words, lowest id in bit 0 of word 0.
 ///
 /// Trailing zero words are trimmed after every change so that equal sets compare equal.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub(crate) struct BitSet {
-    words: Vec<u64>,
+    words: Words,
 }
 
 impl BitSet {
     pub(crate) const fn new() -> Self {
-        BitSet { words: Vec::new() }
+        BitSet {
+            words: SmallVec::new_const(),
+        }
     }
 
+    #[inline]
     pub(crate) fn contains(&self, id: usize) -> bool {
         self.words
             .get(id / WORD_BITS)
             .is_some_and(|word| word & (1 << (id % WORD_BITS)) != 0)
     }
 
+    #[inline]
     pub(crate) fn insert(&mut self, id: usize) -> bool {
         let index = id / WORD_BITS;
         if self.words.len() <= index {
@@ -55,18 +68,22 @@ impl BitSet {
         }
     }
 
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.words.is_empty()
     }
 
+    #[inline]
     pub(crate) fn first(&self) -> Option<usize> {
         self.iter().next()
     }
 
+    #[inline]
     pub(crate) fn last(&self) -> Option<usize> {
         let (index, word) = self
             .words
@@ -81,7 +98,7 @@ impl BitSet {
         let len = self.words.len().max(other.words.len());
         let words = (0..len)
             .map(|i| self.word(i) | other.word(i))
-            .collect::<Vec<_>>();
+            .collect::<Words>();
         Self::from_words(words)
     }
 
@@ -89,14 +106,14 @@ impl BitSet {
         let len = self.words.len().min(other.words.len());
         let words = (0..len)
             .map(|i| self.word(i) & other.word(i))
-            .collect::<Vec<_>>();
+            .collect::<Words>();
         Self::from_words(words)
     }
 
     pub(crate) fn difference(&self, other: &Self) -> Self {
         let words = (0..self.words.len())
             .map(|i| self.word(i) & !other.word(i))
-            .collect::<Vec<_>>();
+            .collect::<Words>();
         Self::from_words(words)
     }
 
@@ -104,6 +121,7 @@ impl BitSet {
         (0..self.words.len()).all(|i| self.word(i) & !other.word(i) == 0)
     }
 
+    #[inline]
     pub(crate) fn iter(&self) -> Iter<'_> {
         Iter {
             words: &self.words,
@@ -112,16 +130,18 @@ impl BitSet {
         }
     }
 
+    #[inline]
     pub(crate) fn words(&self) -> &[u64] {
         &self.words
     }
 
-    pub(crate) fn from_words(words: Vec<u64>) -> Self {
+    pub(crate) fn from_words(words: Words) -> Self {
         let mut set = BitSet { words };
         set.trim();
         set
     }
 
+    #[inline]
     fn word(&self, index: usize) -> u64 {
         self.words.get(index).copied().unwrap_or(0)
     }
@@ -178,7 +198,7 @@ impl BitSet {
         if trimmed.is_empty() {
             return Err(ParseError::new(what, text, "empty mask"));
         }
-        let mut words = Vec::new();
+        let mut words = Words::new();
         let groups: Vec<&str> = trimmed.split(',').collect();
         for (position, group) in groups.iter().rev().enumerate() {
             if group.is_empty() || group.len() > 8 || !group.bytes().all(|b| b.is_ascii_hexdigit())
@@ -291,6 +311,7 @@ pub(crate) struct Iter<'a> {
 impl Iterator for Iter<'_> {
     type Item = usize;
 
+    #[inline]
     fn next(&mut self) -> Option<usize> {
         loop {
             if self.current != 0 {

@@ -53,6 +53,7 @@ impl CpuSet {
     }
 
     /// Returns true when `cpu` is in the set.
+    #[inline]
     pub fn contains(&self, cpu: usize) -> bool {
         self.bits.contains(cpu)
     }
@@ -63,6 +64,7 @@ impl CpuSet {
     ///
     /// Panics when `cpu` exceeds [`CpuSet::MAX_ID`], which is a programming error: values from
     /// outside go through the parsers.
+    #[inline]
     pub fn insert(&mut self, cpu: usize) -> bool {
         assert!(cpu <= Self::MAX_ID, "CPU id {cpu} exceeds {}", Self::MAX_ID);
         self.bits.insert(cpu)
@@ -74,21 +76,25 @@ impl CpuSet {
     }
 
     /// Number of CPUs in the set.
+    #[inline]
     pub fn len(&self) -> usize {
         self.bits.len()
     }
 
     /// Returns true when the set has no CPU.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.bits.is_empty()
     }
 
     /// Lowest CPU id.
+    #[inline]
     pub fn first(&self) -> Option<usize> {
         self.bits.first()
     }
 
     /// Highest CPU id.
+    #[inline]
     pub fn last(&self) -> Option<usize> {
         self.bits.last()
     }
@@ -120,6 +126,7 @@ impl CpuSet {
     }
 
     /// CPU ids in ascending order.
+    #[inline]
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             inner: self.bits.iter(),
@@ -128,6 +135,7 @@ impl CpuSet {
 
     /// The set as 64-bit words, CPU 0 in bit 0 of the first word, as `sched_setaffinity` lays a
     /// `cpu_set_t` out on little-endian 64-bit machines.
+    #[inline]
     pub fn as_words(&self) -> &[u64] {
         self.bits.words()
     }
@@ -189,6 +197,7 @@ pub struct Iter<'a> {
 impl Iterator for Iter<'_> {
     type Item = usize;
 
+    #[inline]
     fn next(&mut self) -> Option<usize> {
         self.inner.next()
     }
@@ -286,6 +295,21 @@ mod tests {
         assert_eq!(a.first(), Some(0));
         assert_eq!(b.last(), Some(11));
         assert_eq!(a.iter().collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn sets_beyond_inline_words_combine() {
+        let small: CpuSet = "0-7".parse().unwrap();
+        let large: CpuSet = "4-11,700,1023".parse().unwrap();
+        assert_eq!(small.union(&large).to_string(), "0-11,700,1023");
+        assert_eq!(large.intersection(&small).to_string(), "4-7");
+        let mut shrunk = large.difference(&"700,1023".parse().unwrap());
+        assert_eq!(shrunk, "4-11".parse().unwrap());
+        assert!(shrunk.insert(1023));
+        assert!(shrunk.remove(1023));
+        assert_eq!(shrunk, "4-11".parse().unwrap());
+        assert_eq!(large.last(), Some(1023));
+        assert_eq!(large.len(), 10);
     }
 
     #[test]

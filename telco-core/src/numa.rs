@@ -42,6 +42,7 @@ impl NodeMask {
     /// # Panics
     ///
     /// Panics when `node` exceeds [`NodeMask::MAX_ID`].
+    #[inline]
     pub fn from_node(node: usize) -> Self {
         let mut mask = NodeMask::new();
         mask.insert(node);
@@ -59,6 +60,7 @@ impl NodeMask {
     }
 
     /// Returns true when `node` is in the mask.
+    #[inline]
     pub fn contains(&self, node: usize) -> bool {
         self.bits.contains(node)
     }
@@ -68,6 +70,7 @@ impl NodeMask {
     /// # Panics
     ///
     /// Panics when `node` exceeds [`NodeMask::MAX_ID`].
+    #[inline]
     pub fn insert(&mut self, node: usize) -> bool {
         assert!(
             node <= Self::MAX_ID,
@@ -83,21 +86,25 @@ impl NodeMask {
     }
 
     /// Number of nodes in the mask.
+    #[inline]
     pub fn len(&self) -> usize {
         self.bits.len()
     }
 
     /// Returns true when the mask has no node.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.bits.is_empty()
     }
 
     /// Lowest node id.
+    #[inline]
     pub fn first(&self) -> Option<usize> {
         self.bits.first()
     }
 
     /// Highest node id.
+    #[inline]
     pub fn last(&self) -> Option<usize> {
         self.bits.last()
     }
@@ -129,6 +136,7 @@ impl NodeMask {
     }
 
     /// Node ids in ascending order.
+    #[inline]
     pub fn iter(&self) -> NodeIter<'_> {
         NodeIter {
             inner: self.bits.iter(),
@@ -225,6 +233,7 @@ pub struct NodeIter<'a> {
 impl Iterator for NodeIter<'_> {
     type Item = usize;
 
+    #[inline]
     fn next(&mut self) -> Option<usize> {
         self.inner.next()
     }
