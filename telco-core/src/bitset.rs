@@ -9,7 +9,7 @@ use crate::error::ParseError;
 
 const WORD_BITS: usize = 64;
 
-/// The number of words stored inline before a set moves to the heap. It holds ids below 320,
+/// The number of words stored inline before a set moves to the heap. They cover ids below 320,
 /// enough for the NUMA nodes and CPUs of most machines, so their sets need no allocation.
 const INLINE_WORDS: usize = 5;
 

@@ -513,6 +513,16 @@ mod tests {
         nix::sys::eventfd::EventFd::new().unwrap().into()
     }
 
+    /// A client queue on `ring` whose slot buffers are 256 bytes from [`buffer_offset`].
+    fn client_queue(ring: RingView) -> Queue {
+        let buffers = SlotBuffers {
+            region: 0,
+            base: buffer_offset(),
+            size: 256,
+        };
+        Queue::client(ring, eventfd(), buffers)
+    }
+
     fn buffer_offset() -> u32 {
         u32::try_from(ring_bytes(LOG2)).unwrap()
     }
@@ -656,12 +666,7 @@ mod tests {
     #[test]
     fn client_rx_ignores_a_tail_beyond_the_posted_buffers() {
         let (regions, ring) = setup();
-        let buffers = SlotBuffers {
-            region: 0,
-            base: buffer_offset(),
-            size: 256,
-        };
-        let mut queue = Queue::client(ring, eventfd(), buffers);
+        let mut queue = client_queue(ring);
         queue.client_refill();
         assert_eq!(ring.head().load(Ordering::Acquire), 16);
         ring.tail().store(40, Ordering::Release);
@@ -674,12 +679,7 @@ mod tests {
     #[test]
     fn client_tx_stops_when_the_server_moves_tail_past_head() {
         let (regions, ring) = setup();
-        let buffers = SlotBuffers {
-            region: 0,
-            base: buffer_offset(),
-            size: 256,
-        };
-        let mut queue = Queue::client(ring, eventfd(), buffers);
+        let mut queue = client_queue(ring);
         let mut stats = MemifStats::default();
         let frames = [&[1u8; 64][..]; 16];
         assert_eq!(queue.client_tx(&regions, &frames, &mut stats), 16);
@@ -693,12 +693,7 @@ mod tests {
     #[test]
     fn client_tx_rereads_tail_when_full() {
         let (regions, ring) = setup();
-        let buffers = SlotBuffers {
-            region: 0,
-            base: buffer_offset(),
-            size: 256,
-        };
-        let mut queue = Queue::client(ring, eventfd(), buffers);
+        let mut queue = client_queue(ring);
         let mut stats = MemifStats::default();
         let frames = [&[1u8; 64][..]; 12];
         assert_eq!(queue.client_tx(&regions, &frames, &mut stats), 12);
@@ -716,12 +711,7 @@ mod tests {
     #[test]
     fn client_tx_chains_after_rereading_tail() {
         let (regions, ring) = setup();
-        let buffers = SlotBuffers {
-            region: 0,
-            base: buffer_offset(),
-            size: 256,
-        };
-        let mut queue = Queue::client(ring, eventfd(), buffers);
+        let mut queue = client_queue(ring);
         let mut stats = MemifStats::default();
         assert_eq!(
             queue.client_tx(&regions, &[&[1u8; 64][..]; 15], &mut stats),
