@@ -41,7 +41,7 @@ const OVERSUBSCRIBED_THREADS: usize = 4;
 const OVERSUBSCRIBED_PER_PRODUCER: u64 = 1 << 16;
 /// The number of alternating runs of `ring-perf` and `dpdk-test`. Each row reports each side's
 /// best.
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 /// Runs per oversubscribed measurement; the row reports the median.
 const OVERSUBSCRIBED_RUNS: usize = 3;
 

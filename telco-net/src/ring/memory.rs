@@ -192,9 +192,9 @@ impl<T: Copy> RingMemory<T> {
     }
 }
 
-/// Longest copy done element by element: below this, a call to `memcpy` per part costs more
-/// than the copy itself.
-const SMALL_COPY: usize = 4;
+/// Maximum length of a copy done element by element: up to this length, a call to `memcpy` per
+/// part costs more than the copy itself.
+const SMALL_COPY: usize = 8;
 
 /// Splits `len` elements starting at `start` into the part before the end of the slots and the
 /// part that wraps to slot 0.
