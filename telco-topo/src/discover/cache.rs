@@ -37,7 +37,8 @@ pub struct Cache {
     pub line_size: Option<u32>,
     /// Associativity (`ways_of_associativity`); 0 means fully associative.
     pub ways: Option<u32>,
-    /// Kernel cache id within its level (`indexK/id`), where reported.
+    /// Kernel cache id within its level (`indexK/id`) of a last-level cache, where reported.
+    /// `None` for the other levels, whose ids discovery does not read.
     pub id: Option<usize>,
     /// Online CPUs sharing the instance.
     pub cpus: CpuSet,
@@ -53,11 +54,19 @@ const TRACKED_INDEXES: usize = 64;
 /// `K` as covered for every sharer, and a sharer skips its own `indexK` later. This relies on
 /// the kernel numbering cache leaves the same way on the CPUs that share them, so the sharers'
 /// `indexK` directories describe the same instance. A CPU covered at every index seen so far
-/// costs one existence check for the next index number, as the kernel numbers index
-/// directories from 0 without gaps.
+/// is not read at all. An index of its own beyond those would be a cache that none of the CPUs
+/// sharing all its other caches has, and the kernel reports no such cache.
 ///
-/// NOTE: a hand-edited dump where such a CPU has a gap followed by an index of its own (say
-/// `index0`, `index1` and `index3`, with `index2` missing) loses that last index.
+/// A CPU not covered at every index reads the indexes that earlier CPUs had without listing
+/// `cpuN/cache`, after one existence check for the next index number. It lists the directory
+/// where that index exists or an expected one is missing, and so does the first CPU.
+///
+/// NOTE: a hand-edited dump that gives a CPU an index number beyond those of every CPU read
+/// before it (say `index3`, where they have only `index0` to `index2`) loses that index where
+/// the CPU is covered at every earlier index, or where the next number is missing (`index4`
+/// without `index3`).
+///
+/// Only last-level caches have their `id` read (see [`read_llc_ids`]).
 pub(super) fn read_caches(
     sysfs: &mut Sysfs<'_>,
     cpu_dir: &Dir,
@@ -76,6 +85,8 @@ pub(super) fn read_caches(
     let mut index_count = 0usize;
     let mut seen = HashSet::new();
     let mut caches = Vec::new();
+    // The `indexK` entry each cache of `caches` was read from.
+    let mut sources = Vec::new();
     let mut name = String::new();
     for cpu in online.iter() {
         let all_covered = if index_count == 0 {
@@ -86,11 +97,43 @@ pub(super) fn read_caches(
             covered[cpu] == (1u64 << index_count) - 1
         };
         if all_covered && index_count < TRACKED_INDEXES {
-            name.clear();
-            let _ = write!(name, "cpu{cpu}/cache/index{index_count}");
-            if !sysfs.exists(cpu_dir, &name) {
-                continue;
+            continue;
+        }
+        // Indexes this CPU has read in the pass without a listing.
+        let mut done = 0u64;
+        name.clear();
+        let _ = write!(name, "cpu{cpu}/cache/index{index_count}");
+        // With at most 10 indexes, numeric order is the order of the listed names, which
+        // decides which of two identical instances is kept.
+        let mut list = index_count == 0 || index_count > 10 || sysfs.exists(cpu_dir, &name);
+        if !list {
+            for index in 0..index_count {
+                if covered[cpu] & (1 << index) != 0 {
+                    continue;
+                }
+                let entry = format!("index{index}");
+                name.clear();
+                let _ = write!(name, "cpu{cpu}/cache/{entry}");
+                let Some(instance) =
+                    read_cache(sysfs, cpu_dir, &name, cpu, core_of[cpu], online, &mut seen)?
+                else {
+                    list = true;
+                    break;
+                };
+                done |= 1 << index;
+                record(
+                    &mut covered,
+                    &mut caches,
+                    &mut sources,
+                    instance,
+                    index,
+                    cpu,
+                    entry,
+                );
             }
+        }
+        if !list {
+            continue;
         }
         name.clear();
         let _ = write!(name, "cpu{cpu}/cache");
@@ -99,11 +142,11 @@ pub(super) fn read_caches(
             let Some(index) = numbered(&entry, "index") else {
                 continue;
             };
-            if index < TRACKED_INDEXES && covered[cpu] & (1 << index) != 0 {
+            if index < TRACKED_INDEXES && (covered[cpu] | done) & (1 << index) != 0 {
                 continue;
             }
             index_count = index_count.max(index + 1);
-            let instance = read_cache(
+            let Some(instance) = read_cache(
                 sysfs,
                 &cache_dir,
                 &entry,
@@ -111,21 +154,22 @@ pub(super) fn read_caches(
                 core_of[cpu],
                 online,
                 &mut seen,
-            )?;
-            // Only the CPU that read the instance marks its sharers as covered, because a dump
-            // may give a later CPU a map that disagrees with that CPU's own.
-            if index < TRACKED_INDEXES && instance.cpus.first() == Some(cpu) {
-                for sharer in instance.cpus.iter() {
-                    if let Some(mask) = covered.get_mut(sharer) {
-                        *mask |= 1 << index;
-                    }
-                }
-            }
-            if let Some(cache) = instance.cache {
-                caches.push(cache);
-            }
+            )?
+            else {
+                continue;
+            };
+            record(
+                &mut covered,
+                &mut caches,
+                &mut sources,
+                instance,
+                index,
+                cpu,
+                entry,
+            );
         }
     }
+    read_llc_ids(sysfs, cpu_dir, &mut caches, &sources)?;
     caches.sort_by(|a, b| {
         (a.level, kind_rank(a.kind), a.cpus.first()).cmp(&(
             b.level,
@@ -134,6 +178,66 @@ pub(super) fn read_caches(
         ))
     });
     Ok(caches)
+}
+
+/// Reads `indexK/id` of the last-level caches (the highest level of data or unified caches),
+/// where it identifies an uncore cache. Other levels are skipped because nothing in this crate
+/// reads their ids, and each costs a file open. `sources` gives the `indexK` entry each cache
+/// was read from, in the directory of its first CPU.
+fn read_llc_ids(
+    sysfs: &mut Sysfs<'_>,
+    cpu_dir: &Dir,
+    caches: &mut [Cache],
+    sources: &[String],
+) -> Result<(), DiscoverError> {
+    let is_data = |cache: &Cache| cache.kind != CacheKind::Instruction;
+    let Some(last_level) = caches
+        .iter()
+        .filter(|cache| is_data(cache))
+        .map(|cache| cache.level)
+        .max()
+    else {
+        return Ok(());
+    };
+    let mut name = String::new();
+    for (cache, index_dir) in caches.iter_mut().zip(sources) {
+        if cache.level != last_level || !is_data(cache) {
+            continue;
+        }
+        let Some(cpu) = cache.cpus.first() else {
+            continue;
+        };
+        name.clear();
+        let _ = write!(name, "cpu{cpu}/cache/{index_dir}/id");
+        cache.id = read_optional_number(sysfs, cpu_dir, &name)?;
+    }
+    Ok(())
+}
+
+/// Marks the sharers of an instance that `cpu` read from `entry` (index `index`) as covered,
+/// and keeps its cache with `entry` as its source.
+fn record(
+    covered: &mut [u64],
+    caches: &mut Vec<Cache>,
+    sources: &mut Vec<String>,
+    instance: Instance,
+    index: usize,
+    cpu: usize,
+    entry: String,
+) {
+    // Only the CPU that read the instance marks its sharers as covered, because a dump may
+    // give a later CPU a map that disagrees with that CPU's own.
+    if index < TRACKED_INDEXES && instance.cpus.first() == Some(cpu) {
+        for sharer in instance.cpus.iter() {
+            if let Some(mask) = covered.get_mut(sharer) {
+                *mask |= 1 << index;
+            }
+        }
+    }
+    if let Some(cache) = instance.cache {
+        caches.push(cache);
+        sources.push(entry);
+    }
 }
 
 fn kind_rank(kind: CacheKind) -> u8 {
@@ -151,8 +255,9 @@ struct Instance {
     cache: Option<Cache>,
 }
 
-/// Reads one `indexK` directory. The cache is `None` for kinds that are not caches of CPUs
-/// (hwloc skips `type` values other than Data, Instruction and Unified).
+/// Reads one `indexK` directory (`index_dir` inside `cache_dir`), `None` when it does not
+/// exist. The cache is `None` for kinds that are not caches of CPUs (hwloc skips `type`
+/// values other than Data, Instruction and Unified).
 fn read_cache(
     sysfs: &mut Sysfs<'_>,
     cache_dir: &Dir,
@@ -161,12 +266,15 @@ fn read_cache(
     core_siblings: Option<&CpuSet>,
     online: &CpuSet,
     seen: &mut HashSet<(u8, CacheKind, CpuSet)>,
-) -> Result<Instance, DiscoverError> {
+) -> Result<Option<Instance>, DiscoverError> {
     let host = sysfs.host();
     let mut path = String::with_capacity(index_dir.len() + 32);
     let mut shared = sysfs.mask(cache_dir, join(&mut path, index_dir, "shared_cpu_map"))?;
     if shared.is_none() {
         shared = sysfs.value(cache_dir, join(&mut path, index_dir, "shared_cpu_list"))?;
+        if shared.is_none() && !sysfs.exists(cache_dir, index_dir) {
+            return Ok(None);
+        }
     }
     let mut cpus = shared.unwrap_or_default().intersection(online);
     if cpus.is_empty() {
@@ -177,11 +285,11 @@ fn read_cache(
     // As in hwloc, only the first CPU of an instance reads the rest, because the other sharers
     // list the same files.
     if cpus.first() != Some(cpu) {
-        return Ok(Instance { cpus, cache: None });
+        return Ok(Some(Instance { cpus, cache: None }));
     }
     let level_file = join(&mut path, index_dir, "level").to_owned();
     let Some(level_text) = sysfs.text(cache_dir, &level_file)? else {
-        return Ok(Instance { cpus, cache: None });
+        return Ok(Some(Instance { cpus, cache: None }));
     };
     let level: u8 = level_text.trim().parse().map_err(|_| {
         FileError::parse(
@@ -196,10 +304,10 @@ fn read_cache(
         Some("Data") => CacheKind::Data,
         Some("Instruction") => CacheKind::Instruction,
         Some("Unified") | None => CacheKind::Unified,
-        Some(_) => return Ok(Instance { cpus, cache: None }),
+        Some(_) => return Ok(Some(Instance { cpus, cache: None })),
     };
     if !seen.insert((level, kind, cpus.clone())) {
-        return Ok(Instance { cpus, cache: None });
+        return Ok(Some(Instance { cpus, cache: None }));
     }
     let size_kib = match sysfs.text(cache_dir, join(&mut path, index_dir, "size"))? {
         Some(text) => Some(parse_size_kib(text).map_err(|error| {
@@ -220,20 +328,19 @@ fn read_cache(
         cache_dir,
         join(&mut path, index_dir, "ways_of_associativity"),
     )?;
-    let id = read_optional_number(sysfs, cache_dir, join(&mut path, index_dir, "id"))?;
     let cache = Cache {
         level,
         kind,
         size_kib,
         line_size,
         ways,
-        id,
+        id: None,
         cpus: cpus.clone(),
     };
-    Ok(Instance {
+    Ok(Some(Instance {
         cpus,
         cache: Some(cache),
-    })
+    }))
 }
 
 /// Sets `path` to `dir/name` and returns it.
@@ -320,6 +427,61 @@ mod tests {
             .caches_at(3, false)
             .map(|cache| cache.cpus.to_string())
             .collect()
+    }
+
+    #[test]
+    fn only_last_level_ids_are_read() {
+        let dir = tree_with_l3_maps(["f", "f", "f", "f"]);
+        let cpu_dir = dir.path().join("sys/devices/system/cpu");
+        for cpu in 0..4 {
+            let cache = cpu_dir.join(format!("cpu{cpu}/cache"));
+            std::fs::write(cache.join("index0/id"), format!("{cpu}\n")).unwrap();
+            std::fs::write(cache.join("index1/id"), "7\n").unwrap();
+        }
+        let topology = crate::Topology::discover(&telco_core::HostRoot::at(dir.path())).unwrap();
+        let l3_ids: Vec<_> = topology.caches_at(3, false).map(|cache| cache.id).collect();
+        assert_eq!(l3_ids, [Some(7)]);
+        let l1_ids: Vec<_> = topology.caches_at(1, false).map(|cache| cache.id).collect();
+        assert_eq!(l1_ids, [None, None, None, None]);
+    }
+
+    #[test]
+    fn missing_index_is_listed_around() {
+        // CPUs 2 and 3 share a core, and CPU 2 lacks `index0`. Reading the indexes CPU 0 had
+        // finds it missing, so CPU 2 lists its directory instead, and marks no sibling as
+        // covered at index 0, so CPU 3 still reads its own L1.
+        let dir = tree_with_l3_maps(["1", "2", "4", "8"]);
+        let cpu_dir = dir.path().join("sys/devices/system/cpu");
+        for (cpu, siblings) in ["1", "2", "c", "c"].iter().enumerate() {
+            let topology = cpu_dir.join(format!("cpu{cpu}/topology"));
+            std::fs::create_dir_all(&topology).unwrap();
+            std::fs::write(topology.join("core_cpus"), format!("{siblings}\n")).unwrap();
+        }
+        std::fs::remove_dir_all(cpu_dir.join("cpu2/cache/index0")).unwrap();
+        assert_eq!(l3_sets(dir.path()), ["0", "1", "2", "3"]);
+        let topology = crate::Topology::discover(&telco_core::HostRoot::at(dir.path())).unwrap();
+        let l1_sets: Vec<String> = topology
+            .caches_at(1, false)
+            .map(|cache| cache.cpus.to_string())
+            .collect();
+        assert_eq!(l1_sets, ["0", "1", "3"]);
+    }
+
+    #[test]
+    fn extra_index_is_read() {
+        // CPU 2 has an L2 at `index2`, an index number no CPU before it had.
+        let dir = tree_with_l3_maps(["1", "2", "4", "8"]);
+        let index2 = dir.path().join("sys/devices/system/cpu/cpu2/cache/index2");
+        std::fs::create_dir_all(&index2).unwrap();
+        std::fs::write(index2.join("level"), "2\n").unwrap();
+        std::fs::write(index2.join("type"), "Unified\n").unwrap();
+        std::fs::write(index2.join("shared_cpu_map"), "4\n").unwrap();
+        let topology = crate::Topology::discover(&telco_core::HostRoot::at(dir.path())).unwrap();
+        let l2_sets: Vec<String> = topology
+            .caches_at(2, false)
+            .map(|cache| cache.cpus.to_string())
+            .collect();
+        assert_eq!(l2_sets, ["2"]);
     }
 
     #[test]

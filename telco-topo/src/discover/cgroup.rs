@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use telco_core::{CpuSet, HostRoot, NodeMask};
 
-use super::{read_text, read_value};
+use super::{parse_text, read_text};
 use crate::cgroup::mounts::{CpusetMount, find_cpuset_mount, own_cgroup_path};
 use crate::error::DiscoverError;
 
@@ -60,14 +60,15 @@ fn read_limits(
     mount: &CpusetMount,
     directory: &std::path::Path,
 ) -> Result<Option<(CpuSet, NodeMask)>, DiscoverError> {
-    let first = |names: [&str; 2]| -> Result<Option<String>, DiscoverError> {
+    // The path and text of the first of `names` that exists.
+    let first = |names: [&str; 2]| -> Result<Option<(String, String)>, DiscoverError> {
         for name in names {
             let path = directory
                 .join(mount.file(name))
                 .to_string_lossy()
                 .into_owned();
-            if read_text(host, &path)?.is_some() {
-                return Ok(Some(path));
+            if let Some(text) = read_text(host, &path)? {
+                return Ok(Some((path, text)));
             }
         }
         Ok(None)
@@ -78,11 +79,13 @@ fn read_limits(
         CgroupVersion::V2 => [effective(kind), kind],
         CgroupVersion::V1 => [kind, effective(kind)],
     };
-    let (Some(cpus_path), Some(mems_path)) = (first(order("cpus"))?, first(order("mems"))?) else {
+    let (Some((cpus_path, cpus_text)), Some((mems_path, mems_text))) =
+        (first(order("cpus"))?, first(order("mems"))?)
+    else {
         return Ok(None);
     };
-    let cpus = read_value::<CpuSet>(host, &cpus_path)?.unwrap_or_default();
-    let mems = read_value::<NodeMask>(host, &mems_path)?.unwrap_or_default();
+    let cpus = parse_text::<CpuSet>(host, &cpus_path, &cpus_text)?;
+    let mems = parse_text::<NodeMask>(host, &mems_path, &mems_text)?;
     Ok(Some((cpus, mems)))
 }
 

@@ -32,6 +32,60 @@ struct CpuIds {
     core: Option<usize>,
 }
 
+impl CpuIds {
+    fn set(&mut self, kind: IdKind, id: Option<usize>) {
+        match kind {
+            IdKind::Package => self.package = id,
+            IdKind::Die => self.die = id,
+            IdKind::Cluster => self.cluster = id,
+            IdKind::Core => self.core = id,
+        }
+    }
+
+    /// Returns true when `other` lies in the same package, and for cores in the same die,
+    /// which is how the groupings of [`read_cpus`] key dies, clusters and cores.
+    fn same_parent(&self, other: &CpuIds, kind: IdKind) -> bool {
+        match kind {
+            IdKind::Package => true,
+            IdKind::Die | IdKind::Cluster => self.package == other.package,
+            IdKind::Core => (self.package, self.die) == (other.package, other.die),
+        }
+    }
+}
+
+/// An id file of the `topology/` directory. [`read_ids`] fills the kinds in this order, because
+/// each kind checks its groups against the kinds before it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdKind {
+    Package,
+    Die,
+    Cluster,
+    Core,
+}
+
+impl IdKind {
+    const ALL: [IdKind; 4] = [IdKind::Package, IdKind::Die, IdKind::Cluster, IdKind::Core];
+
+    fn file(self) -> &'static str {
+        match self {
+            IdKind::Package => "physical_package_id",
+            IdKind::Die => "die_id",
+            IdKind::Cluster => "cluster_id",
+            IdKind::Core => "core_id",
+        }
+    }
+
+    /// Returns the sibling list that the kernel builds from the same id.
+    fn siblings(self) -> Siblings {
+        match self {
+            IdKind::Package => Siblings::Package,
+            IdKind::Die => Siblings::Die,
+            IdKind::Cluster => Siblings::Cluster,
+            IdKind::Core => Siblings::Thread,
+        }
+    }
+}
+
 /// A sibling list of the `topology/` directory.
 #[derive(Clone, Copy)]
 enum Siblings {
@@ -59,8 +113,8 @@ impl Siblings {
     }
 }
 
-/// Sibling sets, read on first use: grouping needs the set of the first CPU of each group only,
-/// so most CPUs' sibling files are never opened.
+/// Sibling sets, read on first use, and the reader of id files. Grouping needs the set of the
+/// first CPU of each group only, so most CPUs' sibling files are never opened.
 struct SiblingSets<'a, 'h> {
     sysfs: &'a mut Sysfs<'h>,
     cpu_dir: &'a Dir,
@@ -71,8 +125,12 @@ struct SiblingSets<'a, 'h> {
 }
 
 impl SiblingSets<'_, '_> {
+    fn position(&self, cpu: usize) -> usize {
+        self.cpu_ids.binary_search(&cpu).unwrap_or(0)
+    }
+
     fn get(&mut self, cpu: usize, kind: Siblings) -> Result<Option<CpuSet>, DiscoverError> {
-        let position = self.cpu_ids.binary_search(&cpu).unwrap_or(0);
+        let position = self.position(cpu);
         if let Some(set) = &self.read[position][kind as usize] {
             return Ok(set.clone());
         }
@@ -97,6 +155,21 @@ impl SiblingSets<'_, '_> {
         }
         self.read[position][kind as usize] = Some(set.clone());
         Ok(set)
+    }
+
+    /// Reads the `kind` id file of `cpu`. A missing file and a negative id (`-1`, which means
+    /// the kernel does not know it) are `None`.
+    fn id(&mut self, cpu: usize, kind: IdKind) -> Result<Option<usize>, DiscoverError> {
+        let file = kind.file();
+        if !self.files.has(file) {
+            return Ok(None);
+        }
+        self.name.clear();
+        let _ = write!(self.name, "cpu{cpu}/topology/{file}");
+        Ok(self
+            .sysfs
+            .int(self.cpu_dir, &self.name)?
+            .and_then(|id| usize::try_from(id).ok()))
     }
 
     /// Returns true when some online CPU has a `kind` sibling file.
@@ -136,25 +209,17 @@ pub(super) fn read_cpus(sysfs: &mut Sysfs<'_>, cpu_dir: &Dir) -> Result<CpuScan,
     let all = known.union(&online);
 
     let files = TopologyFiles::probe(sysfs, cpu_dir, online.first().unwrap_or(0));
-    let mut ids = Vec::with_capacity(all.len());
-    let mut name = String::new();
-    for cpu in all.iter() {
-        ids.push(if online.contains(cpu) {
-            read_cpu_ids(sysfs, cpu_dir, cpu, &files, &mut name)?
-        } else {
-            CpuIds::default()
-        });
-    }
     let cpu_ids: Vec<usize> = all.iter().collect();
-    let id_of = |cpu: usize| &ids[cpu_ids.binary_search(&cpu).unwrap_or(0)];
     let mut siblings = SiblingSets {
         sysfs,
         cpu_dir,
         files: &files,
         cpu_ids: &cpu_ids,
         read: vec![[None, None, None, None]; cpu_ids.len()],
-        name,
+        name: String::new(),
     };
+    let ids = read_ids(&mut siblings, &online)?;
+    let id_of = |cpu: usize| &ids[cpu_ids.binary_search(&cpu).unwrap_or(0)];
 
     let package_sets = group_online(&online, |cpu| {
         let own = id_of(cpu);
@@ -376,30 +441,113 @@ impl TopologyFiles {
     }
 }
 
-fn read_cpu_ids(
-    sysfs: &mut Sysfs<'_>,
-    cpu_dir: &Dir,
-    cpu: usize,
-    files: &TopologyFiles,
-    name: &mut String,
-) -> Result<CpuIds, DiscoverError> {
-    let mut id = |file: &str| -> Result<Option<usize>, DiscoverError> {
-        if !files.has(file) {
+/// Reads the kernel ids of the online CPUs, by position in `siblings.cpu_ids`. Offline CPUs
+/// get none.
+///
+/// The kernel builds each sibling mask from CPUs with the same id. So where a kind's masks
+/// partition the online CPUs cleanly, only the first CPU of each group has its id file read,
+/// and the other CPUs take that id, as hwloc does. Otherwise every online CPU's file is read
+/// (see [`ids_from_groups`]).
+fn read_ids(
+    siblings: &mut SiblingSets<'_, '_>,
+    online: &CpuSet,
+) -> Result<Vec<CpuIds>, DiscoverError> {
+    let mut ids: Vec<CpuIds> = std::iter::repeat_with(CpuIds::default)
+        .take(siblings.cpu_ids.len())
+        .collect();
+    for kind in IdKind::ALL {
+        if !siblings.files.has(kind.file()) {
+            continue;
+        }
+        // Ids read so far, by position, kept when the groups turn out unusable.
+        let mut read = vec![None; ids.len()];
+        if let Some(values) = ids_from_groups(siblings, online, kind, &ids, &mut read)? {
+            for (own, value) in ids.iter_mut().zip(values) {
+                own.set(kind, value);
+            }
+            continue;
+        }
+        for cpu in online.iter() {
+            let position = siblings.position(cpu);
+            let value = match read[position] {
+                Some(value) => value,
+                None => siblings.id(cpu, kind)?,
+            };
+            ids[position].set(kind, value);
+        }
+    }
+    Ok(ids)
+}
+
+/// Gives each online CPU the `kind` id of the first CPU of its sibling group, reading one id
+/// file per group. Returns `None`, for a read of every CPU's file, where a group's mask is
+/// missing, does not contain the CPU it was read from, overlaps an earlier group or spans
+/// CPUs of different parents (see [`CpuIds::same_parent`]).
+///
+/// Two more cases return `None`. Sibling threads whose core ids differ (AMD compute units,
+/// whose `thread_siblings` covers both cores of the unit on older kernels) are checked for
+/// once, on the first core with two online threads, as hwloc does. A first CPU without a
+/// cluster id means a kernel without clusters, whose cluster masks are single cores, so
+/// reading them would cost more than the ids.
+fn ids_from_groups(
+    siblings: &mut SiblingSets<'_, '_>,
+    online: &CpuSet,
+    kind: IdKind,
+    ids: &[CpuIds],
+    read: &mut [Option<Option<usize>>],
+) -> Result<Option<Vec<Option<usize>>>, DiscoverError> {
+    let (masks, lists) = kind.siblings().files();
+    if !masks
+        .iter()
+        .chain(lists)
+        .any(|name| siblings.files.has(name))
+    {
+        return Ok(None);
+    }
+    let mut values = vec![None; ids.len()];
+    let mut placed = CpuSet::new();
+    let mut threads_checked = false;
+    for cpu in online.iter() {
+        if placed.contains(cpu) {
+            continue;
+        }
+        let position = siblings.position(cpu);
+        let id = siblings.id(cpu, kind)?;
+        read[position] = Some(id);
+        if kind == IdKind::Cluster && id.is_none() && placed.is_empty() {
             return Ok(None);
         }
-        name.clear();
-        let _ = write!(name, "cpu{cpu}/topology/{file}");
-        // A negative id (`-1`) means the kernel does not know it.
-        Ok(sysfs
-            .int(cpu_dir, name)?
-            .and_then(|id| usize::try_from(id).ok()))
-    };
-    Ok(CpuIds {
-        package: id("physical_package_id")?,
-        die: id("die_id")?,
-        cluster: id("cluster_id")?,
-        core: id("core_id")?,
-    })
+        let Some(mask) = siblings.get(cpu, kind.siblings())? else {
+            return Ok(None);
+        };
+        let group = mask.intersection(online);
+        if !group.contains(cpu) || !group.intersection(&placed).is_empty() {
+            return Ok(None);
+        }
+        let own = &ids[position];
+        let same_parent = group
+            .iter()
+            .all(|member| own.same_parent(&ids[siblings.position(member)], kind));
+        if !same_parent {
+            return Ok(None);
+        }
+        if kind == IdKind::Core && !threads_checked && group.len() > 1 {
+            threads_checked = true;
+            if let Some(other) = group.iter().find(|&member| member != cpu) {
+                let other_position = siblings.position(other);
+                let other_id = siblings.id(other, kind)?;
+                read[other_position] = Some(other_id);
+                if other_id != id {
+                    return Ok(None);
+                }
+            }
+        }
+        for member in group.iter() {
+            values[siblings.position(member)] = id;
+        }
+        placed.extend(group.iter());
+    }
+    Ok(Some(values))
 }
 
 /// Partitions the online CPUs into groups: each CPU not yet placed starts a group made of its
@@ -452,4 +600,84 @@ fn subgroups(
 /// Online CPUs for which `same` holds.
 fn same_key(online: &CpuSet, mut same: impl FnMut(usize) -> bool) -> CpuSet {
     online.iter().filter(|&cpu| same(cpu)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use telco_core::HostRoot;
+
+    use crate::Topology;
+
+    /// Writes a four-CPU tree whose `cpuN/topology` directories contain `files`. Each entry
+    /// names a file and gives its text for CPUs 0 to 3.
+    fn tree(files: &[(&str, [&str; 4])]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let cpu_dir = dir.path().join("sys/devices/system/cpu");
+        std::fs::create_dir_all(&cpu_dir).unwrap();
+        std::fs::write(cpu_dir.join("online"), "0-3\n").unwrap();
+        for cpu in 0..4 {
+            let topology = cpu_dir.join(format!("cpu{cpu}/topology"));
+            std::fs::create_dir_all(&topology).unwrap();
+            for (name, texts) in files {
+                std::fs::write(topology.join(name), format!("{}\n", texts[cpu])).unwrap();
+            }
+        }
+        dir
+    }
+
+    fn discover(dir: &tempfile::TempDir) -> Topology {
+        Topology::discover(&HostRoot::at(dir.path())).unwrap()
+    }
+
+    #[test]
+    fn group_ids_reach_every_cpu() {
+        let dir = tree(&[
+            ("package_cpus", ["3", "3", "c", "c"]),
+            ("physical_package_id", ["5", "5", "9", "9"]),
+            ("core_cpus", ["3", "3", "c", "c"]),
+            ("core_id", ["4", "4", "8", "8"]),
+        ]);
+        let topology = discover(&dir);
+        let packages: Vec<_> = topology.cpus.iter().map(|cpu| cpu.package).collect();
+        assert_eq!(packages, [Some(5), Some(5), Some(9), Some(9)]);
+        let cores: Vec<_> = topology.cpus.iter().map(|cpu| cpu.core).collect();
+        assert_eq!(cores, [Some(4), Some(4), Some(8), Some(8)]);
+    }
+
+    #[test]
+    fn mask_without_own_cpu_reads_each_id() {
+        // CPU 0's die mask names only CPU 1, so no CPU may take another's die id.
+        let dir = tree(&[
+            ("package_cpus", ["f", "f", "f", "f"]),
+            ("physical_package_id", ["0", "0", "0", "0"]),
+            ("die_cpus", ["2", "3", "c", "c"]),
+            ("die_id", ["3", "4", "5", "5"]),
+        ]);
+        let dies: Vec<_> = discover(&dir).cpus.iter().map(|cpu| cpu.die).collect();
+        assert_eq!(dies, [Some(3), Some(4), Some(5), Some(5)]);
+    }
+
+    #[test]
+    fn overlapping_masks_read_each_id() {
+        // CPU 2's cluster mask overlaps the cluster of CPUs 0 and 1.
+        let dir = tree(&[
+            ("cluster_cpus", ["3", "3", "6", "8"]),
+            ("cluster_id", ["10", "10", "20", "30"]),
+        ]);
+        let clusters: Vec<_> = discover(&dir).cpus.iter().map(|cpu| cpu.cluster).collect();
+        assert_eq!(clusters, [Some(10), Some(10), Some(20), Some(30)]);
+    }
+
+    #[test]
+    fn sibling_threads_with_own_core_ids_are_cores() {
+        // Sibling threads with different core ids, as older kernels report AMD compute units.
+        let dir = tree(&[
+            ("thread_siblings", ["3", "3", "c", "c"]),
+            ("core_id", ["0", "1", "2", "3"]),
+        ]);
+        let topology = discover(&dir);
+        assert_eq!(topology.cores.len(), 4);
+        let cores: Vec<_> = topology.cpus.iter().map(|cpu| cpu.core).collect();
+        assert_eq!(cores, [Some(0), Some(1), Some(2), Some(3)]);
+    }
 }

@@ -220,8 +220,8 @@ impl Topology {
         };
         let isolated = read_cpu_list_or_empty(&mut sysfs, &cpu_dir, "isolated")?;
         let nohz_full = read_cpu_list_or_empty(&mut sysfs, &cpu_dir, "nohz_full")?;
-        let hugepage_dir = sysfs.dir("/sys/kernel/mm/hugepages")?;
-        let hugepage_sizes_kib = node::read_page_sizes(&mut sysfs, &hugepage_dir)?;
+        let (_, hugepage_entries) = sysfs.open_and_list_path("/sys/kernel/mm/hugepages")?;
+        let hugepage_sizes_kib = node::page_sizes(&hugepage_entries);
         let mut topology = Topology {
             possible: cpus.possible,
             present: cpus.present,
@@ -345,9 +345,15 @@ fn read_cpu_list_or_empty(
     dir: &sysfs::Dir,
     name: &str,
 ) -> Result<CpuSet, DiscoverError> {
-    match sysfs.text(dir, name)? {
-        Some(text) if text.trim() == "(null)" => Ok(CpuSet::new()),
-        _ => Ok(sysfs.value(dir, name)?.unwrap_or_default()),
+    let host = sysfs.host();
+    let Some(text) = sysfs.text(dir, name)? else {
+        return Ok(CpuSet::new());
+    };
+    match text.trim() {
+        "(null)" => Ok(CpuSet::new()),
+        list => list
+            .parse()
+            .map_err(|error| FileError::parse(sysfs::file_path(host, dir, name), error).into()),
     }
 }
 
@@ -365,19 +371,14 @@ pub(crate) fn read_text(host: &HostRoot, path: &str) -> Result<Option<String>, F
     ))
 }
 
-/// Reads and parses a file, `None` when it does not exist; bad text is an error naming it.
-pub(crate) fn read_value<T>(host: &HostRoot, path: &str) -> Result<Option<T>, FileError>
+/// Parses `text`, read from the file `path`. Bad text is an error that names the file.
+pub(crate) fn parse_text<T>(host: &HostRoot, path: &str, text: &str) -> Result<T, FileError>
 where
     T: FromStr<Err = ParseError>,
 {
-    match read_text(host, path)? {
-        None => Ok(None),
-        Some(text) => text
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|error| FileError::parse(host.path(path), error)),
-    }
+    text.trim()
+        .parse()
+        .map_err(|error| FileError::parse(host.path(path), error))
 }
 
 /// Reads a file holding one decimal integer, `None` when it does not exist.

@@ -68,11 +68,8 @@ pub(super) fn read_nodes(
         ids = ids.intersection(&online);
     }
     let mut nodes = Vec::with_capacity(ids.len());
-    let mut node_dirs = Vec::with_capacity(ids.len());
     for id in ids.iter() {
-        let dir = sysfs.subdir(&node_dir, &format!("node{id}"))?;
-        nodes.push(read_node(sysfs, &dir, id)?);
-        node_dirs.push(dir);
+        nodes.push(read_node(sysfs, &node_dir, id)?);
     }
     if let Some(kept) = collapse_overlapping(&mut nodes, online_cpus) {
         tracing::warn!(
@@ -84,7 +81,7 @@ pub(super) fn read_nodes(
             distances: Vec::new(),
         });
     }
-    let distances = read_distances(sysfs, &node_dirs)?;
+    let distances = read_distances(sysfs, &node_dir, &ids)?;
     Ok(NodeScan { nodes, distances })
 }
 
@@ -110,8 +107,8 @@ fn collapse_overlapping(nodes: &mut Vec<NumaNode>, online_cpus: &CpuSet) -> Opti
 fn single_node(sysfs: &mut Sysfs<'_>, online_cpus: &CpuSet) -> Result<NodeScan, DiscoverError> {
     let proc_dir = sysfs.dir("/proc")?;
     let memory_kib = read_meminfo_total(sysfs, &proc_dir, "meminfo", "MemTotal:")?;
-    let pool_dir = sysfs.dir("/sys/kernel/mm/hugepages")?;
-    let hugepages = read_pools(sysfs, &pool_dir)?;
+    let (pool_dir, entries) = sysfs.open_and_list_path("/sys/kernel/mm/hugepages")?;
+    let hugepages = read_pools(sysfs, &pool_dir, &entries)?;
     Ok(NodeScan {
         nodes: vec![NumaNode {
             id: 0,
@@ -123,13 +120,15 @@ fn single_node(sysfs: &mut Sysfs<'_>, online_cpus: &CpuSet) -> Result<NodeScan, 
     })
 }
 
-fn read_node(sysfs: &mut Sysfs<'_>, dir: &Dir, id: usize) -> Result<NumaNode, DiscoverError> {
+/// Reads `nodeN` through paths relative to the node directory, which saves opening `nodeN`.
+fn read_node(sysfs: &mut Sysfs<'_>, node_dir: &Dir, id: usize) -> Result<NumaNode, DiscoverError> {
+    let file = |name: &str| format!("node{id}/{name}");
     let cpus = sysfs
-        .cpu_set(dir, &["cpumap"], &["cpulist"])?
+        .cpu_set(node_dir, &[&file("cpumap")], &[&file("cpulist")])?
         .unwrap_or_default();
-    let memory_kib = read_meminfo_total(sysfs, dir, "meminfo", "MemTotal:")?;
-    let pool_dir = sysfs.subdir(dir, "hugepages")?;
-    let hugepages = read_pools(sysfs, &pool_dir)?;
+    let memory_kib = read_meminfo_total(sysfs, node_dir, &file("meminfo"), "MemTotal:")?;
+    let (pool_dir, entries) = sysfs.open_and_list(node_dir, &file("hugepages"))?;
+    let hugepages = read_pools(sysfs, &pool_dir, &entries)?;
     Ok(NumaNode {
         id,
         cpus,
@@ -170,15 +169,14 @@ fn read_meminfo_total(
     Ok(None)
 }
 
-/// Page sizes in KiB from the names of a `hugepages` directory.
-pub(super) fn read_page_sizes(sysfs: &mut Sysfs<'_>, dir: &Dir) -> Result<Vec<u64>, DiscoverError> {
-    let mut sizes: Vec<u64> = sysfs
-        .list(dir)?
+/// Page sizes in KiB, ascending, from the entries of a `hugepages` directory.
+pub(super) fn page_sizes(entries: &[String]) -> Vec<u64> {
+    let mut sizes: Vec<u64> = entries
         .iter()
         .filter_map(|name| pool_size_kib(name))
         .collect();
     sizes.sort_unstable();
-    Ok(sizes)
+    sizes
 }
 
 fn pool_size_kib(name: &str) -> Option<u64> {
@@ -188,9 +186,14 @@ fn pool_size_kib(name: &str) -> Option<u64> {
         .ok()
 }
 
-fn read_pools(sysfs: &mut Sysfs<'_>, dir: &Dir) -> Result<Vec<HugepagePool>, DiscoverError> {
+/// Reads the pools of the `hugepages` directory `dir`, whose entries are `entries`.
+fn read_pools(
+    sysfs: &mut Sysfs<'_>,
+    dir: &Dir,
+    entries: &[String],
+) -> Result<Vec<HugepagePool>, DiscoverError> {
     let mut pools = Vec::new();
-    for size_kib in read_page_sizes(sysfs, dir)? {
+    for size_kib in page_sizes(entries) {
         let mut count = |name: &str| -> Result<u64, DiscoverError> {
             let file = format!("hugepages-{size_kib}kB/{name}");
             Ok(sysfs
@@ -208,17 +211,19 @@ fn read_pools(sysfs: &mut Sysfs<'_>, dir: &Dir) -> Result<Vec<HugepagePool>, Dis
     Ok(pools)
 }
 
-/// Reads each node's `distance` row. The kernel prints one value per online node in id order.
-/// A row of another length (nodes filtered out, a broken firmware table) leaves the whole
-/// matrix empty, with a warning.
+/// Reads the `distance` row of each node of `ids`. The kernel prints one value per online node
+/// in id order. A row of another length (nodes filtered out, a broken firmware table) leaves
+/// the whole matrix empty, with a warning.
 fn read_distances(
     sysfs: &mut Sysfs<'_>,
-    node_dirs: &[Dir],
+    node_dir: &Dir,
+    ids: &NodeMask,
 ) -> Result<Vec<Vec<u32>>, DiscoverError> {
     let host = sysfs.host();
-    let mut rows = Vec::with_capacity(node_dirs.len());
-    for dir in node_dirs {
-        let Some(text) = sysfs.text(dir, "distance")? else {
+    let mut rows = Vec::with_capacity(ids.len());
+    for id in ids.iter() {
+        let name = format!("node{id}/distance");
+        let Some(text) = sysfs.text(node_dir, &name)? else {
             return Ok(Vec::new());
         };
         let row: Vec<u32> = text
@@ -227,15 +232,15 @@ fn read_distances(
             .collect::<Result<_, _>>()
             .map_err(|_| {
                 FileError::parse(
-                    file_path(host, dir, "distance"),
+                    file_path(host, node_dir, &name),
                     ParseError::new("distance row", text, "expected decimal distances"),
                 )
             })?;
-        if row.len() != node_dirs.len() {
+        if row.len() != ids.len() {
             tracing::warn!(
-                path = %file_path(host, dir, "distance").display(),
+                path = %file_path(host, node_dir, &name).display(),
                 values = row.len(),
-                nodes = node_dirs.len(),
+                nodes = ids.len(),
                 "NUMA distance row does not match the online nodes; distances left out"
             );
             return Ok(Vec::new());

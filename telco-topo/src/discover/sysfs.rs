@@ -199,14 +199,17 @@ impl<'h> Sysfs<'h> {
         Ok(None)
     }
 
-    /// Returns true when `name` exists in `dir`.
+    /// Returns true when `name` exists in `dir`. Uses `fstatat`, because a failed `open` still
+    /// allocates a file structure in the kernel.
     pub(crate) fn exists(&self, dir: &Dir, name: &str) -> bool {
         let Some(dir_fd) = dir.raw() else {
             return false;
         };
-        // SAFETY: `c_name` is a NUL-terminated string and `dir_fd` an open descriptor.
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `c_name` is NUL-terminated, `dir_fd` an open descriptor, and `stat` is
+        // writable for one `struct stat`.
         with_c_name(name, |c_name| unsafe {
-            libc::faccessat(dir_fd, c_name.as_ptr(), libc::F_OK, 0) == 0
+            libc::fstatat(dir_fd, c_name.as_ptr(), stat.as_mut_ptr(), 0) == 0
         })
         .unwrap_or(false)
     }
@@ -249,24 +252,50 @@ impl<'h> Sysfs<'h> {
         dir: &Dir,
         name: &str,
     ) -> Result<(Dir, Vec<String>), DiscoverError> {
-        let path = format!("{}/{name}", dir.path);
-        let Some(dir_fd) = dir.raw() else {
-            return Ok((Dir { fd: None, path }, Vec::new()));
+        open_and_list_in(self.host, &mut self.buffer, dir, name)
+    }
+
+    /// Opens the directory at the absolute host path `host_path` and lists its entries, like
+    /// [`Sysfs::open_and_list`].
+    pub(crate) fn open_and_list_path(
+        &mut self,
+        host_path: &str,
+    ) -> Result<(Dir, Vec<String>), DiscoverError> {
+        let relative = match host_path.trim_start_matches('/') {
+            "" => ".",
+            relative => relative,
         };
-        let listed = open_listing(dir_fd, name).and_then(|fd| {
-            let names = match &fd {
-                Some(fd) => read_entries(fd.as_raw_fd(), &mut self.buffer)?,
-                None => Vec::new(),
-            };
-            Ok((fd, names))
-        });
-        match listed {
-            Ok((fd, names)) => Ok((Dir { fd, path }, names)),
-            Err(source) => Err(DiscoverError::ListDir {
-                path: file_path(self.host, dir, name),
-                source,
-            }),
-        }
+        let (mut dir, names) = open_and_list_in(self.host, &mut self.buffer, &self.root, relative)?;
+        dir.path = host_path.to_owned();
+        Ok((dir, names))
+    }
+}
+
+/// Opens the directory `name` inside `dir` under `host` and lists its entries, sorted, using
+/// `buffer` for the records. A missing directory is an empty list.
+fn open_and_list_in(
+    host: &HostRoot,
+    buffer: &mut Vec<u8>,
+    dir: &Dir,
+    name: &str,
+) -> Result<(Dir, Vec<String>), DiscoverError> {
+    let path = format!("{}/{name}", dir.path);
+    let Some(dir_fd) = dir.raw() else {
+        return Ok((Dir { fd: None, path }, Vec::new()));
+    };
+    let listed = open_listing(dir_fd, name).and_then(|fd| {
+        let names = match &fd {
+            Some(fd) => read_entries(fd.as_raw_fd(), buffer)?,
+            None => Vec::new(),
+        };
+        Ok((fd, names))
+    });
+    match listed {
+        Ok((fd, names)) => Ok((Dir { fd, path }, names)),
+        Err(source) => Err(DiscoverError::ListDir {
+            path: file_path(host, dir, name),
+            source,
+        }),
     }
 }
 
