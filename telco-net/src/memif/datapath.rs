@@ -17,6 +17,12 @@
 //! and read it again only when that copy shows too few slots for the burst. A read of the peer's
 //! index is a cache miss whenever the peer wrote it since, so a sender with room in the ring and
 //! a receiver with a backlog each skip one miss per burst.
+//!
+//! For the same reason the server's receive path stores `tail` only once it has consumed
+//! [`TAIL_BATCH`] slots (half the ring if that is smaller) since the last store, or when a call
+//! delivers fewer frames than requested. Such a call has consumed every slot up to the `head` it
+//! last read, or stopped at an unfinished chain. A client that waits for slots therefore gets
+//! them all back, at the latest on the server's next call that finds no new frame.
 
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
@@ -26,6 +32,11 @@ use super::wire::{DESC_FLAG_NEXT, RING_FLAG_MASK_INT};
 
 /// Largest frame accepted or sent: a 9000-byte jumbo payload plus headers, rounded up.
 pub const MAX_FRAME_LEN: usize = 9216;
+
+/// Slots that the server's receive path consumes before it stores `tail`, on rings of at least
+/// twice this size. The client reads `tail` on every burst (DPDK's `net_memif` does in
+/// `eth_memif_tx`), and each store makes that read a cache miss.
+const TAIL_BATCH: u16 = 64;
 
 /// The location of a client ring's buffers: slot `j` uses `[base + j * size, base + (j + 1) * size)`.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +81,9 @@ pub(crate) struct Queue {
     /// Client transmit rings: the server's `tail` as last read. Server receive rings: the
     /// client's `head` as last read and clamped to one ring, or `own` to read it on the next call.
     peer_seen: u16,
+    /// Server receive rings: the `tail` last stored in shared memory, which trails `own` until
+    /// the next store.
+    published: u16,
     /// Client rings: the buffers this side owns.
     buffers: Option<SlotBuffers>,
     /// Reassembly buffer for chained frames.
@@ -85,6 +99,7 @@ impl Queue {
             own: 0,
             last: 0,
             peer_seen: 0,
+            published: 0,
             buffers: Some(buffers),
             scratch: Vec::new(),
         }
@@ -98,6 +113,7 @@ impl Queue {
             own: 0,
             last: 0,
             peer_seen: 0,
+            published: 0,
             buffers: None,
             scratch: Vec::new(),
         }
@@ -282,8 +298,13 @@ impl Queue {
             self.peer_seen = self.own.wrapping_add(ready);
         }
         let (next, received) = self.read_frames(regions, self.own, ready, max, deliver, stats);
-        if next != self.own {
-            self.own = next;
+        self.own = next;
+        let unpublished = next.wrapping_sub(self.published);
+        let batch = TAIL_BATCH.min(self.ring.size / 2).max(1);
+        // Fewer frames than requested: the known slots are consumed, or end in an unfinished
+        // chain whose sender may need more slots, so release them all.
+        if unpublished >= batch || (received < max && unpublished > 0) {
+            self.published = next;
             self.ring.tail().store(next, Ordering::Release);
         }
         if received < max {
@@ -499,13 +520,22 @@ mod tests {
 
     const LOG2: u8 = 4;
     const BUFFERS: u32 = 4096;
+    /// Bytes of each slot buffer of [`client_queue`].
+    const SLOT_BUFFER: u32 = 256;
 
     /// One region: a ring of 16 descriptors at offset 0, then 4096 bytes of buffers.
     fn setup() -> (Regions, RingView) {
-        let ring_len = ring_bytes(LOG2);
+        setup_ring(LOG2)
+    }
+
+    /// Makes one region: a ring of `2^log2` descriptors at offset 0, then a 256-byte buffer per
+    /// slot (at least [`BUFFERS`] bytes).
+    fn setup_ring(log2: u8) -> (Regions, RingView) {
+        let ring_len = ring_bytes(log2);
+        let buffers = (SLOT_BUFFER << log2).max(BUFFERS) as usize;
         let mut regions = Regions::default();
-        regions.push(SharedMapping::memfd("memif test", ring_len + BUFFERS as usize).unwrap());
-        let ring = RingView::new(&regions, 0, 0, LOG2).unwrap();
+        regions.push(SharedMapping::memfd("memif test", ring_len + buffers).unwrap());
+        let ring = RingView::new(&regions, 0, 0, log2).unwrap();
         (regions, ring)
     }
 
@@ -513,18 +543,37 @@ mod tests {
         nix::sys::eventfd::EventFd::new().unwrap().into()
     }
 
-    /// A client queue on `ring` whose slot buffers are 256 bytes from [`buffer_offset`].
+    /// A client queue on `ring` whose 256-byte slot buffers follow the ring.
     fn client_queue(ring: RingView) -> Queue {
         let buffers = SlotBuffers {
             region: 0,
-            base: buffer_offset(),
-            size: 256,
+            base: u32::try_from(ring_bytes(ring_log2(&ring))).unwrap(),
+            size: SLOT_BUFFER,
         };
         Queue::client(ring, eventfd(), buffers)
     }
 
+    fn ring_log2(ring: &RingView) -> u8 {
+        u8::try_from(ring.size.trailing_zeros()).unwrap()
+    }
+
     fn buffer_offset() -> u32 {
         u32::try_from(ring_bytes(LOG2)).unwrap()
+    }
+
+    /// Writes `count` single-slot 60-byte frames from slot `first`, as a client would, and
+    /// publishes them with `head`.
+    fn put_frames(ring: &RingView, first: u16, count: u16) {
+        let base = u32::try_from(ring_bytes(ring_log2(ring))).unwrap();
+        for slot in first..first + count {
+            let desc = Desc {
+                length: 60,
+                offset: base + u32::from(slot & ring.mask) * SLOT_BUFFER,
+                ..Desc::default()
+            };
+            ring.write_desc(slot, desc);
+        }
+        ring.head().store(first + count, Ordering::Release);
     }
 
     #[test]
@@ -750,6 +799,113 @@ mod tests {
         let mut deliver = |frame: &[u8]| lengths.push(frame.len());
         assert_eq!(queue.server_rx(&regions, 1, &mut deliver, &mut stats), 1);
         assert_eq!(lengths, [30]);
+        // A full burst keeps `tail` back, and the next call, which finds no frame, stores it.
+        assert_eq!(queue.server_rx(&regions, 1, &mut |_| {}, &mut stats), 0);
         assert_eq!(ring.tail().load(Ordering::Acquire), 3);
+    }
+
+    #[test]
+    fn server_rx_stores_tail_in_batches() {
+        let (regions, ring) = setup_ring(7);
+        put_frames(&ring, 0, 128);
+        let mut queue = Queue::server(ring, eventfd());
+        let mut stats = MemifStats::default();
+        // (frames delivered, `tail` after the call) for bursts of 20 from 128 frames.
+        let expected = [
+            (20, 0),
+            (20, 0),
+            (20, 0),
+            (20, 80),
+            (20, 80),
+            (20, 80),
+            (8, 128),
+        ];
+        for (call, (frames, tail)) in expected.into_iter().enumerate() {
+            let received = queue.server_rx(&regions, 20, &mut |_| {}, &mut stats);
+            assert_eq!(received, frames, "frames of call {call}");
+            assert_eq!(
+                ring.tail().load(Ordering::Acquire),
+                tail,
+                "tail after call {call}"
+            );
+        }
+        assert_eq!(stats.rx_packets, 128);
+        assert_eq!(stats.errors, 0);
+    }
+
+    #[test]
+    fn server_rx_releases_a_short_burst_at_once() {
+        let (regions, ring) = setup_ring(7);
+        put_frames(&ring, 0, 3);
+        let mut queue = Queue::server(ring, eventfd());
+        let mut stats = MemifStats::default();
+        assert_eq!(queue.server_rx(&regions, 32, &mut |_| {}, &mut stats), 3);
+        assert_eq!(ring.tail().load(Ordering::Acquire), 3);
+    }
+
+    #[test]
+    fn server_rx_releases_a_full_burst_when_idle() {
+        let (regions, ring) = setup_ring(7);
+        put_frames(&ring, 0, 32);
+        let mut queue = Queue::server(ring, eventfd());
+        let mut stats = MemifStats::default();
+        assert_eq!(queue.server_rx(&regions, 32, &mut |_| {}, &mut stats), 32);
+        assert_eq!(
+            ring.tail().load(Ordering::Acquire),
+            0,
+            "held back below the batch"
+        );
+        assert_eq!(queue.server_rx(&regions, 32, &mut |_| {}, &mut stats), 0);
+        assert_eq!(ring.tail().load(Ordering::Acquire), 32);
+    }
+
+    #[test]
+    fn server_rx_batches_half_a_small_ring() {
+        let (regions, ring) = setup();
+        put_frames(&ring, 0, 16);
+        let mut queue = Queue::server(ring, eventfd());
+        let mut stats = MemifStats::default();
+        // Half of 16 slots is the batch: (frames delivered, `tail` after the call).
+        let expected = [(5, 0), (5, 10), (5, 10), (1, 16)];
+        for (call, (frames, tail)) in expected.into_iter().enumerate() {
+            let received = queue.server_rx(&regions, 5, &mut |_| {}, &mut stats);
+            assert_eq!(received, frames, "frames of call {call}");
+            assert_eq!(
+                ring.tail().load(Ordering::Acquire),
+                tail,
+                "tail after call {call}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_tx_fills_small_ring_again() {
+        let (regions, ring) = setup();
+        let mut client = client_queue(ring);
+        let mut server = Queue::server(ring, eventfd());
+        let mut stats = MemifStats::default();
+        let frames = [&[5u8; 64][..]; 16];
+        assert_eq!(client.client_tx(&regions, &frames, &mut stats), 16);
+        assert_eq!(client.client_tx(&regions, &frames, &mut stats), 0, "full");
+        // The server drains the whole ring in one full burst.
+        assert_eq!(server.server_rx(&regions, 16, &mut |_| {}, &mut stats), 16);
+        assert_eq!(client.client_tx(&regions, &frames, &mut stats), 16);
+        assert_eq!(stats.errors, 0);
+    }
+
+    #[test]
+    fn client_tx_reuses_slots_after_short_burst() {
+        let (regions, ring) = setup_ring(7);
+        let mut client = client_queue(ring);
+        let mut server = Queue::server(ring, eventfd());
+        let mut stats = MemifStats::default();
+        let frames = [&[6u8; 64][..]; 128];
+        assert_eq!(client.client_tx(&regions, &frames[..3], &mut stats), 3);
+        let mut received = 0;
+        while server.server_rx(&regions, 32, &mut |_| received += 1, &mut stats) > 0 {}
+        assert_eq!(received, 3);
+        // Every slot is free again, so a whole ring's worth fits.
+        assert_eq!(client.client_tx(&regions, &frames, &mut stats), 128);
+        assert_eq!(stats.errors, 0);
     }
 }
