@@ -61,8 +61,8 @@ const TRACKED_INDEXES: usize = 64;
 /// `cpuN/cache`, after one existence check for the next index number. It lists the directory
 /// where that index exists or an expected one is missing, and so does the first CPU.
 ///
-/// NOTE: a hand-edited dump that gives a CPU an index number beyond those of every CPU read
-/// before it (say `index3`, where they have only `index0` to `index2`) loses that index where
+/// NOTE: a hand-edited dump can give a CPU an index number beyond those of every CPU read
+/// before it (say `index3`, where they have only `index0` to `index2`). That index is lost where
 /// the CPU is covered at every earlier index, or where the next number is missing (`index4`
 /// without `index3`).
 ///
